@@ -1,0 +1,59 @@
+"""build(): a layer spec in, a callable compiled kernel out."""
+
+from __future__ import annotations
+
+from .kernel import Kernel
+from .naming import kernel_name
+from .schedule.knobs import Knobs
+from .spec import SeparableConv2D, SpecError
+from .targets import Target, resolve_target
+
+__all__ = ["build", "choose_knobs"]
+
+
+def choose_knobs(layer: SeparableConv2D, target: Target, database=None) -> tuple[Knobs, str]:
+    """The knobs to build with and where they came from: a tuning record, else the default."""
+    from .schedule.cpu import default_knobs
+    from .tuning.records import best_record
+
+    record, why = best_record(layer, target, database)
+    if record is not None:
+        return record.knobs, record.source
+    return default_knobs(layer, target), "default" + (f" ({why})" if why else "")
+
+
+def build(
+    layer: SeparableConv2D,
+    target: str | dict | Target = "llvm",
+    *,
+    knobs: Knobs | None = None,
+    database=None,
+) -> Kernel:
+    """Compile ``layer`` for ``target``; returns a callable :class:`~sepconv_codegen.kernel.Kernel`.
+
+    knobs: the schedule to use; when None, the best tuning record for this layer and target from
+    ``database`` (a path or Database) or the schedules shipped with the package, else the default.
+    """
+    if not isinstance(layer, SeparableConv2D):
+        raise SpecError(f"layer must be a SeparableConv2D, got {type(layer).__name__}")
+    if isinstance(target, str) and target.strip() == "c":
+        from .cgen.build import build_c
+
+        return build_c(layer, knobs=knobs)
+    resolved = resolve_target(target)
+    if knobs is not None and not isinstance(knobs, Knobs):
+        raise SpecError(f"knobs must be a Knobs, got {type(knobs).__name__}")
+    source = "given"
+    if knobs is None:
+        knobs, source = choose_knobs(layer, resolved, database)
+    return compile_kernel(layer, resolved, knobs, source)
+
+
+def compile_kernel(layer: SeparableConv2D, target: Target, knobs: Knobs, source: str) -> Kernel:
+    """Schedule and compile with exactly these knobs (the tuner's entry point too)."""
+    from .tvm_backend.module import TVMKernel, compile_schedule
+    from .tvm_backend.schedules import schedule_for
+
+    sch = schedule_for(target)(layer, knobs)
+    module = compile_schedule(sch, target)
+    return TVMKernel(layer, kernel_name(layer, target.name, knobs), target, knobs, source, module)

@@ -1,0 +1,26 @@
+"""Options shared by several subcommands: reading a spec or the built-in default network."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..spec import Network, mobilenet_v1
+from ..specfile import load_spec
+
+
+def add_spec_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "spec", nargs="?", default=None,
+        help="a .toml or .json spec file (default: the 13 separable blocks of MobileNetV1, 224x224)",
+    )
+
+
+def network_from_args(args: argparse.Namespace) -> Network:
+    return load_spec(args.spec) if args.spec else mobilenet_v1()
+
+
+def add_target_argument(parser: argparse.ArgumentParser, default: str = "llvm") -> None:
+    parser.add_argument(
+        "--target", default=default,
+        help="a target name ('llvm' is this machine's CPU; see `targets`) or a TVM target JSON",
+    )

@@ -1,0 +1,149 @@
+"""The kernel object every build returns, whatever produced it (TVM module, compiled C).
+
+A kernel is called with numpy arrays in TF layouts and checks each one against the layer it was
+built for before any native code sees it: a wrong shape or dtype is a SpecError naming the argument,
+never a crash inside the kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .schedule.knobs import Knobs
+from .spec import SeparableConv2D, SpecError
+
+__all__ = ["Kernel", "check_arguments"]
+
+ARGUMENT_NAMES = ("input", "depthwise_filter", "pointwise_filter", "bias")
+
+
+def _shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
+    return {
+        "input": layer.input_shape,
+        "depthwise_filter": layer.depthwise_filter_shape,
+        "pointwise_filter": layer.pointwise_filter_shape,
+        "bias": layer.bias_shape,
+        "out": layer.output_shape,
+    }
+
+
+def check_arguments(
+    layer: SeparableConv2D,
+    input: Any,
+    depthwise_filter: Any,
+    pointwise_filter: Any,
+    bias: Any = None,
+    out: Any = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Validate kernel arguments; returns (C-contiguous inputs, output array) or raises SpecError."""
+    if layer.bias and bias is None:
+        raise SpecError(f"layer {layer.name!r} was built with a bias: pass bias= of shape {layer.bias_shape}")
+    if not layer.bias and bias is not None:
+        raise SpecError(f"layer {layer.name!r} was built without a bias, but bias= was given")
+    shapes = _shapes(layer)
+    given = {"input": input, "depthwise_filter": depthwise_filter, "pointwise_filter": pointwise_filter}
+    if layer.bias:
+        given["bias"] = bias
+    arrays = []
+    for name, value in given.items():
+        if not isinstance(value, np.ndarray):
+            raise SpecError(f"{name} must be a numpy array, got {type(value).__name__}")
+        _check_array(layer, name, value, shapes[name])
+        arrays.append(np.ascontiguousarray(value))
+    if out is None:
+        out = _aligned_empty(layer.output_shape, layer.dtype)
+    else:
+        if not isinstance(out, np.ndarray):
+            raise SpecError(f"out must be a numpy array, got {type(out).__name__}")
+        _check_array(layer, "out", out, shapes["out"])
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise SpecError("out must be a writeable C-contiguous array")
+        if any(np.shares_memory(out, a) for a in arrays):
+            raise SpecError("out must not overlap an input array")
+    return arrays, out
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on a 64-byte boundary.
+
+    Kernels share (rather than copy) arrays so aligned; numpy itself only aligns to 16 bytes.
+    """
+    dtype_ = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype_.itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start : start + nbytes].view(dtype_).reshape(shape)
+
+
+def _check_array(layer: SeparableConv2D, name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:
+    if value.dtype != np.dtype(layer.dtype):
+        raise SpecError(
+            f"{name} has dtype {value.dtype}, but layer {layer.name!r} was built for {layer.dtype} "
+            f"(convert with .astype('{layer.dtype}'))"
+        )
+    if value.shape != tuple(shape):
+        raise SpecError(
+            f"{name} has shape {value.shape}, but layer {layer.name!r} expects {tuple(shape)}"
+        )
+
+
+class Kernel:
+    """A compiled separable layer, callable from Python.
+
+    ``kernel(input, depthwise_filter, pointwise_filter, bias=None, out=None)`` returns the output
+    [N, OH, OW, O]; ``out=`` writes into a given array (and returns it).
+    """
+
+    def __init__(
+        self,
+        layer: SeparableConv2D,
+        name: str,
+        target: str,
+        knobs: Knobs | None,
+        schedule_source: str,
+    ) -> None:
+        self.layer = layer
+        self.name = name
+        self.target = target
+        self.knobs = knobs
+        self.schedule_source = schedule_source
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} for {self.target} ({self.schedule_source} schedule)>"
+
+    def __call__(self, input, depthwise_filter, pointwise_filter, bias=None, *, out=None) -> np.ndarray:
+        arrays, out = check_arguments(self.layer, input, depthwise_filter, pointwise_filter, bias, out)
+        self._run(arrays, out)
+        return out
+
+    def bind(self, input, depthwise_filter, pointwise_filter, bias=None, *, out=None) -> Callable[[], np.ndarray]:
+        """Check and convert the arguments once; returns a no-argument function that runs the kernel.
+
+        Benchmarks time that function, so they measure the kernel and not argument checking.
+        """
+        arrays, out = check_arguments(self.layer, input, depthwise_filter, pointwise_filter, bias, out)
+        return self._bind(arrays, out)
+
+    # Subclasses implement these two.
+    def _run(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _bind(self, arrays: list[np.ndarray], out: np.ndarray) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            self._run(arrays, out)
+            return out
+
+        return run
+
+    def metadata(self) -> dict[str, Any]:
+        """What is stored with an exported kernel: enough to call it again with no compiler."""
+        return {
+            "format": "sepconv_codegen.kernel/1",
+            "name": self.name,
+            "target": self.target,
+            "layer": self.layer.to_dict(),
+            "knobs": self.knobs.to_dict() if self.knobs else None,
+            "schedule_source": self.schedule_source,
+        }

@@ -1,0 +1,81 @@
+"""A schedule is data: the knobs that say how a layer is computed, shared by TVM and the C emitter.
+
+Knobs never change what is computed, only how: every point of every space is correct for every
+layer the IR accepts (tests check a capped sample of each space against the reference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..spec import SpecError
+
+__all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES"]
+
+LOOP_ORDERS = ("pixels_outer", "channels_outer")
+PAD_MODES = ("inline", "stage")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How one layer is tiled and vectorized.
+
+    tile_h, tile_w  output rows x columns of one parallel tile (the fused depthwise is computed per
+                    tile into a local buffer of tile_h*tile_w*C*M values)
+    px, oc          register tile of the pointwise step: px pixels (along w) x oc output channels
+    vec             vector lanes (oc is split into oc/vec vectors)
+    fused           depthwise computed per tile inside the pointwise loop nest (True), or whole
+                    into a global intermediate first (False)
+    order           "pixels_outer": pixel groups outside the output-channel blocks (the tile's
+                    depthwise rows stay hot); "channels_outer": channel blocks outside (a panel of
+                    the pointwise filter stays hot while the tile's pixels stream past)
+    unroll          unroll the register tile loops
+    pad             "inline": padding folded into the depthwise loads as a predicate;
+                    "stage": the padded tile is materialised first
+    """
+
+    tile_h: int = 1
+    tile_w: int = 8
+    px: int = 4
+    oc: int = 16
+    vec: int = 8
+    fused: bool = True
+    order: str = "pixels_outer"
+    unroll: bool = True
+    pad: str = "inline"
+
+    def __post_init__(self) -> None:
+        for name in ("tile_h", "tile_w", "px", "oc", "vec"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise SpecError(f"knob {name} must be a positive integer, got {value!r}")
+        if self.oc % self.vec:
+            raise SpecError(f"knob oc ({self.oc}) must be a multiple of vec ({self.vec})")
+        if self.order not in LOOP_ORDERS:
+            raise SpecError(f"knob order must be one of {LOOP_ORDERS}, got {self.order!r}")
+        if self.pad not in PAD_MODES:
+            raise SpecError(f"knob pad must be one of {PAD_MODES}, got {self.pad!r}")
+        for name in ("fused", "unroll"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(f"knob {name} must be true or false, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Knobs":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"unknown knob {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    @property
+    def tag(self) -> str:
+        """A short, stable, identifier-safe name for these knobs (used in kernel names)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        return f"t{self.tile_h}x{self.tile_w}_r{self.px}x{self.oc}_{'f' if self.fused else 'u'}_{digest}"

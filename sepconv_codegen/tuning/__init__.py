@@ -1,0 +1,1 @@
+"""Tuning: the schedule search, its database, and the records shipped with the package."""

@@ -1,0 +1,118 @@
+"""The tuning database: JSON lines, one record per finished trial, appended as it happens.
+
+Durability: each record is one line written with a single write() under an exclusive flock on a
+file opened O_APPEND, then fsync'd, so a killed tuner loses at most the trial it was running, and
+two tuners appending to the same file never interleave lines. A reader skips a torn last line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..schedule.knobs import Knobs
+from ..spec import SpecError
+
+__all__ = ["Database", "Record", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """What produced a record; a record from other versions is not applied blindly."""
+    from .. import __version__
+    from ..tvm_backend._tvm import tvm
+
+    return {"sepconv_codegen": __version__, "tvm": str(tvm.__version__)}
+
+
+@dataclass(frozen=True)
+class Record:
+    workload: str  # SeparableConv2D.workload_key
+    target: str  # Target.key (TVM target JSON, sorted)
+    knobs: Knobs
+    status: str  # "ok" or "failed"
+    seconds: float | None = None  # median time per call
+    error: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    layer: dict[str, Any] | None = None
+    timestamp: float = 0.0
+    source: str = "tuned"  # where build() says the knobs came from
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "workload": self.workload,
+                "target": self.target,
+                "knobs": self.knobs.to_dict(),
+                "status": self.status,
+                "seconds": self.seconds,
+                "error": self.error,
+                "versions": self.versions,
+                "layer": self.layer,
+                "timestamp": self.timestamp or time.time(),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, line: str, source: str = "tuned") -> "Record":
+        data = json.loads(line)
+        return cls(
+            workload=data["workload"],
+            target=data["target"],
+            knobs=Knobs.from_dict(data["knobs"]),
+            status=data["status"],
+            seconds=data.get("seconds"),
+            error=data.get("error"),
+            versions=data.get("versions") or {},
+            layer=data.get("layer"),
+            timestamp=data.get("timestamp", 0.0),
+            source=source,
+        )
+
+
+class Database:
+    """An append-only JSON-lines file of tuning records."""
+
+    def __init__(self, path: str | os.PathLike, source: str | None = None) -> None:
+        self.path = Path(path)
+        self.source = source or f"tuned ({self.path.name})"
+        if self.path.exists() and not self.path.is_file():
+            raise SpecError(f"database {str(self.path)!r} is not a file")
+
+    def append(self, record: Record) -> None:
+        line = (record.to_json() + "\n").encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def records(self) -> Iterator[Record]:
+        """Every readable record, in file order; torn or foreign lines are skipped."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            data = handle.read()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        for raw in data.splitlines():
+            try:
+                yield Record.from_json(raw.decode("utf-8"), source=self.source)
+            except (ValueError, KeyError, TypeError, SpecError):
+                continue
+
+    def for_workload(self, workload: str, target: str) -> list[Record]:
+        return [r for r in self.records() if r.workload == workload and r.target == target]
+
+    def tried(self, workload: str, target: str) -> set[Knobs]:
+        """Knobs already measured (or failed) for this workload: a resumed session skips them."""
+        return {r.knobs for r in self.for_workload(workload, target)}

@@ -1,0 +1,39 @@
+"""Which tuning record build() uses: the user's database first, then the schedules shipped with
+the package for this CPU. A record made by another TVM version or for another CPU is not applied:
+build says so and falls back to the default schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._resources import shipped_schedules
+from ..spec import SeparableConv2D
+from ..targets import Target
+from .database import Database, Record, versions
+
+
+def shipped_database(target: Target) -> Database | None:
+    """The shipped schedules file for this target's CPU, e.g. schedules/llvm-znver3.jsonl."""
+    path = shipped_schedules(target.schedule_file)
+    return Database(path, source=f"shipped ({path.name})") if path is not None else None
+
+
+def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[Record | None, str]:
+    """(fastest usable record, "") or (None, why nothing was used)."""
+    databases = []
+    if database is not None:
+        databases.append(database if isinstance(database, Database) else Database(Path(database)))
+    shipped = shipped_database(target)
+    if shipped is not None:
+        databases.append(shipped)
+    current = versions()
+    why = ""
+    for db in databases:
+        records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
+        usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
+        if usable:
+            return min(usable, key=lambda r: r.seconds), ""
+        if records:
+            other = sorted({r.versions.get("tvm", "?") for r in records})
+            why = f"records in {db.path.name} come from TVM {', '.join(other)}, not {current['tvm']}"
+    return None, why

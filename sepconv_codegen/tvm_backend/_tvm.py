@@ -1,0 +1,60 @@
+"""The one place that imports TVM.
+
+TVM's Python API moves between releases (tir became tirx and s_tir in 2026); keeping every import
+here makes the next move a small change. Importing this module also fixes two defaults of TVM 0.27
+that cost a user half their machine:
+
+- the thread pool: TVM assumes SMT and starts ``hardware_concurrency / 2`` workers (1 on a 2-core
+  VM). ``TVM_NUM_THREADS`` must be set before the runtime starts, so it is set here, to the number
+  of cores this process may use, unless the user set it;
+- ``mcpu=native`` is silently replaced by ``generic`` (SSE-only code); targets.py asks LLVM for the
+  host CPU's name instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if "tvm" not in sys.modules:
+    os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+
+import tvm  # noqa: E402
+from tvm import te  # noqa: E402
+from tvm import tirx  # noqa: E402
+from tvm.s_tir import Schedule, ScheduleError  # noqa: E402
+
+__all__ = [
+    "Schedule",
+    "ScheduleError",
+    "TVMError",
+    "cpu_device",
+    "host_cpu_name",
+    "max_threads",
+    "set_num_threads",
+    "te",
+    "tirx",
+    "tvm",
+]
+
+# TVM 0.27 raises RuntimeError subclasses (InternalError, ScheduleError, ...) for its own failures.
+TVMError = (RuntimeError, tvm.error.InternalError)
+
+
+def host_cpu_name() -> str:
+    """The LLVM name of this machine's CPU (e.g. 'znver3'), what mcpu=native should have meant."""
+    return str(tvm.target.codegen.llvm_get_system_cpu())
+
+
+def cpu_device():
+    return tvm.cpu(0)
+
+
+def max_threads() -> int:
+    return int(tvm.get_global_func("runtime.NumThreads")())
+
+
+def set_num_threads(n: int) -> int:
+    """Use n worker threads (at most the startup maximum); returns the count in effect."""
+    tvm.get_global_func("runtime.config_threadpool")(0, int(n))
+    return max_threads()

@@ -1,0 +1,97 @@
+"""The algorithm: the TE compute of one separable layer, with bias and activation fused in.
+
+No schedule here: sizes come from the layer, nothing is assumed about the target.
+
+    X    [N, H, W, C]          input
+    DW   [KH, KW, C, M]        depthwise filter
+    PW   [1, 1, C*M, O]        pointwise filter
+    B    [O]                   bias (only when layer.bias)
+    out  [N, OH, OW, O]
+
+Blocks, in order: "pad" (only when the layer pads), "dw" (the depthwise result, C*M channels,
+channel q*M + r), "pw" (the pointwise reduction) and "out" (bias, activation, cast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec import SeparableConv2D
+from ._tvm import te, tirx
+
+
+@dataclass(frozen=True)
+class LayerCompute:
+    layer: SeparableConv2D
+    inputs: tuple  # te tensors in call order: X, DW, PW[, B]
+    output: object
+
+    @property
+    def args(self) -> list:
+        return [*self.inputs, self.output]
+
+    def prim_func(self):
+        return te.create_prim_func(self.args)
+
+
+def accumulate_dtype(dtype: str) -> str:
+    # float16 accumulates in float32 (as TF's CPU kernels do) and rounds at each step's end.
+    return "float32" if dtype == "float16" else dtype
+
+
+def separable_compute(layer: SeparableConv2D) -> LayerCompute:
+    """The TE graph of ``layer``: TF's separable_conv2d, then bias and activation."""
+    n, h, w, c = layer.input_shape
+    _, oh, ow, o = layer.output_shape
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+    (pt, pb), (pl, pr) = layer.pads
+    m, cm = layer.channel_multiplier, layer.depthwise_channels
+    dtype, acc = layer.dtype, accumulate_dtype(layer.dtype)
+
+    x = te.placeholder((n, h, w, c), dtype, name="X")
+    dwf = te.placeholder((kh, kw, c, m), dtype, name="DW")
+    pwf = te.placeholder((1, 1, cm, o), dtype, name="PW")
+    inputs = [x, dwf, pwf]
+
+    source = x
+    if pt or pb or pl or pr:
+        def pad(b, i, j, q):
+            inside = tirx.all(i >= pt, i < pt + h, j >= pl, j < pl + w)
+            return tirx.if_then_else(inside, x[b, i - pt, j - pl, q], tirx.const(0, dtype))
+
+        source = te.compute((n, h + pt + pb, w + pl + pr, c), pad, name="pad")
+
+    rkh = te.reduce_axis((0, kh), "kh")
+    rkw = te.reduce_axis((0, kw), "kw")
+
+    def depthwise(b, i, j, q):
+        pixel = source[b, i * sh + rkh * dh, j * sw + rkw * dw, q // m]
+        return te.sum(pixel.astype(acc) * dwf[rkh, rkw, q // m, q % m].astype(acc), axis=[rkh, rkw])
+
+    inter = te.compute((n, oh, ow, cm), depthwise, name="dw")
+    if acc != dtype:
+        # TF rounds the depthwise result to the layer dtype before the pointwise step.
+        inter = te.compute(inter.shape, lambda *i: inter(*i).astype(dtype).astype(acc), name="dw_round")
+    r = te.reduce_axis((0, cm), "r")
+    point = te.compute(
+        (n, oh, ow, o), lambda b, i, j, k: te.sum(inter[b, i, j, r] * pwf[0, 0, r, k].astype(acc), axis=r),
+        name="pw",
+    )
+
+    bias = None
+    if layer.bias:
+        bias = te.placeholder((o,), dtype, name="B")
+        inputs.append(bias)
+
+    def epilogue(b, i, j, k):
+        value = point[b, i, j, k]
+        if bias is not None:
+            value = value + bias[k].astype(acc)
+        if layer.activation == "relu":
+            value = tirx.max(value, tirx.const(0, acc))
+        elif layer.activation == "relu6":
+            value = tirx.min(tirx.max(value, tirx.const(0, acc)), tirx.const(6, acc))
+        return value.astype(dtype)
+
+    out = te.compute((n, oh, ow, o), epilogue, name="out")
+    return LayerCompute(layer, tuple(inputs), out)

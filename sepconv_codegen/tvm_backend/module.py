@@ -1,0 +1,121 @@
+"""TVM-built kernels: compile a schedule, call it, export it with its spec, load it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..kernel import Kernel, _aligned_empty as aligned_empty
+from ..schedule.knobs import Knobs
+from ..spec import SeparableConv2D, SpecError
+from ..targets import Target
+from . import elfmeta
+from ._tvm import cpu_device, tvm
+
+META_SECTION = ".sepconv_meta"
+
+
+def compile_schedule(sch, target: Target):
+    """tvm.compile under our target JSON; returns a runtime module (an Executable)."""
+    return tvm.compile(sch.mod, target=tvm.target.Target(target.tvm))
+
+
+ALIGNMENT = 64  # TVM's default data alignment; it shares (does not copy) arrays aligned to it
+
+
+def _as_tensor(array: np.ndarray, device):
+    if array.ctypes.data % ALIGNMENT == 0 and array.flags.writeable and array.size:
+        try:
+            return tvm.runtime.from_dlpack(array)
+        except (RuntimeError, BufferError, TypeError):
+            pass
+    return tvm.runtime.tensor(array, device)
+
+
+def _shares(tensor, array: np.ndarray) -> bool:
+    return int(tensor.data_ptr()) == array.ctypes.data
+
+
+class TVMKernel(Kernel):
+    """A kernel compiled by TVM for this machine's CPU (or loaded from an exported .so)."""
+
+    def __init__(self, layer: SeparableConv2D, name: str, target: Target | str, knobs: Knobs | None,
+                 schedule_source: str, module: Any) -> None:
+        target_name = target.name if isinstance(target, Target) else str(target)
+        super().__init__(layer, name, target_name, knobs, schedule_source)
+        self._target = target if isinstance(target, Target) else None
+        self._module = module
+        self._func = module["main"]
+        self._device = cpu_device()
+
+    def _tensors(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple[list, Any, bool]:
+        """TVM tensors over the arrays: shared when 64-byte aligned, else copies.
+
+        Returns (inputs, output, whether the output is shared with ``out``).
+        """
+        args = [_as_tensor(a, self._device) for a in arrays]
+        result = _as_tensor(out, self._device)
+        shared = _shares(result, out)
+        return args, result, shared
+
+    def _run(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
+        args, result, shared = self._tensors(arrays, out)
+        self._func(*args, result)
+        if not shared:
+            np.copyto(out, result.numpy())
+
+    def _bind(self, arrays: list[np.ndarray], out: np.ndarray) -> Callable[[], np.ndarray]:
+        args, result, shared = self._tensors(arrays, out)
+        func = self._func
+
+        def run() -> np.ndarray:
+            func(*args, result)
+            if not shared:
+                np.copyto(out, result.numpy())
+            return out
+
+        return run
+
+    def time(self, arrays: list[np.ndarray], number: int = 10, repeat: int = 5, min_repeat_ms: int = 20) -> list[float]:
+        """Seconds per call, one value per repeat (TVM's time_evaluator: no Python in the loop)."""
+        out = aligned_empty(self.layer.output_shape, self.layer.dtype)
+        args, result, _ = self._tensors(arrays, out)
+        evaluator = getattr(self._module, "mod", self._module).time_evaluator("main", self._device, number=number, repeat=repeat,
+                                                min_repeat_ms=min_repeat_ms)
+        return list(evaluator(*args, result).results)
+
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write a shared library that :func:`sepconv_codegen.load` reads back with no compiler."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps(self.metadata(), sort_keys=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            addon = Path(tmp) / "sepconv_meta.c"
+            addon.write_text(elfmeta.c_source(META_SECTION, meta))
+            kwargs = {}
+            if self._target is not None and self._target.cross_compiler:
+                from tvm.support import cc
+
+                kwargs["fcompile"] = cc.cross_compiler(self._target.cross_compiler)
+            self._module.export_library(str(path), addons=[str(addon)], **kwargs)
+        return path
+
+
+def load(path: str | os.PathLike) -> TVMKernel:
+    """Load a kernel exported with ``kernel.export(path)``; nothing is compiled."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"kernel file {str(path)!r} does not exist")
+    raw = elfmeta.read_section(path, META_SECTION)
+    if raw is None:
+        raise SpecError(f"{str(path)!r} is not a sepconv_codegen kernel (no {META_SECTION} section)")
+    meta = json.loads(raw.rstrip(b"\0").decode("utf-8"))
+    layer = SeparableConv2D.from_dict(meta["layer"])
+    knobs = Knobs.from_dict(meta["knobs"]) if meta.get("knobs") else None
+    module = tvm.runtime.load_module(str(path))
+    return TVMKernel(layer, meta["name"], meta["target"], knobs, meta["schedule_source"], module)

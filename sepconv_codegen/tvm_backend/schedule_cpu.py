@@ -1,0 +1,103 @@
+"""The CPU schedule (x86 and AArch64 through LLVM): Knobs -> a TensorIR schedule of the compute.
+
+The shape of the loop nest, for the fused variant:
+
+    parallel for tile in (n, oh / tile_h, ow / tile_w):
+        dw_local[tile_h, tile_w, C*M] = depthwise(tile)          # vectorized over C*M
+        for (pixel group, channel block) in tile, in `order`:
+            acc[px, oc] = 0                                      # px * oc/vec vector registers
+            for r in C*M:  acc[p, :] += dw_local[p, r] * PW[r, :]
+            out[...] = act(acc + bias)
+
+The unfused variant computes the whole intermediate first (parallel over rows), then the same
+pointwise nest reading it from memory.
+"""
+
+from __future__ import annotations
+
+from ..schedule.knobs import Knobs
+from ..spec import SeparableConv2D
+from ._tvm import Schedule
+from .compute import separable_compute
+
+
+def _has_block(sch: Schedule, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+        return True
+    except Exception:  # noqa: BLE001 - TVM raises a bare error for a missing block
+        return False
+
+
+def _split(sch, loop, factor: int):
+    return sch.split(loop, [None, factor])
+
+
+def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
+    """A TensorIR schedule of ``layer`` shaped by ``knobs``; raises on a schedule TVM rejects."""
+    sch = Schedule(separable_compute(layer).prim_func())
+    out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
+    _, _, ow, o = layer.output_shape
+    tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
+    oc = min(knobs.oc, -(-o // knobs.vec) * knobs.vec)
+
+    n, h, w, k = sch.get_loops(out)
+    ho, hi = _split(sch, h, min(knobs.tile_h, layer.output_shape[1]))
+    wo, wi = _split(sch, w, tile_w)
+    wio, wii = _split(sch, wi, px)
+    ko, ki = _split(sch, k, oc)
+    if knobs.order == "pixels_outer":
+        sch.reorder(n, ho, wo, hi, wio, ko, wii, ki)
+    else:
+        sch.reorder(n, ho, wo, ko, hi, wio, wii, ki)
+    tile = sch.fuse(n, ho, wo)
+    sch.parallel(tile)
+    register_tile = sch.get_loops(out)[-3]  # the loop just above (wii, ki)
+
+    # Pointwise: accumulate the (px x oc) register tile over r, in local memory (registers).
+    sch.compute_at(pw, register_tile, preserve_unit_loops=True)
+    sch.set_scope(pw, 0, "local")
+    pw_wii, pw_ki, pw_r = sch.get_loops(pw)[-3:]
+    pw_ko, pw_kv = _split(sch, pw_ki, knobs.vec)
+    sch.reorder(pw_r, pw_wii, pw_ko, pw_kv)
+    sch.vectorize(pw_kv)
+    if knobs.unroll:
+        sch.unroll(pw_wii)
+        sch.unroll(pw_ko)
+
+    # Epilogue (bias, activation, cast): write the register tile back, vectorized.
+    out_wii, out_ki = sch.get_loops(out)[-2:]
+    out_ko, out_kv = _split(sch, out_ki, knobs.vec)
+    sch.vectorize(out_kv)
+    if knobs.unroll:
+        sch.unroll(out_wii)
+
+    # The intermediate: per tile in local memory (fused), or whole in global memory.
+    if _has_block(sch, "dw_round"):
+        sch.compute_inline(sch.get_sblock("dw_round"))
+    if knobs.fused:
+        sch.compute_at(dw, tile, preserve_unit_loops=True)
+        sch.set_scope(dw, 0, "local")
+        dw_loops = sch.get_loops(dw)[1:]
+    else:
+        dn, dh_, *rest = sch.get_loops(dw)
+        dw_loops = [sch.fuse(dn, dh_), *rest]
+        sch.parallel(dw_loops[0])
+    *spatial, cm, kh, kw = dw_loops
+    cmo, cmv = _split(sch, cm, knobs.vec)
+    sch.reorder(*spatial, kh, kw, cmo, cmv)
+    sch.vectorize(cmv)  # vectorize before decompose_reduction: the init loop copies the kind
+
+    if _has_block(sch, "pad"):
+        pad = sch.get_sblock("pad")
+        if knobs.pad == "stage" and knobs.fused:
+            sch.compute_at(pad, tile, preserve_unit_loops=True)
+            sch.set_scope(pad, 0, "local")
+            *_, pad_c = sch.get_loops(pad)
+            sch.vectorize(_split(sch, pad_c, knobs.vec)[1])
+        else:
+            sch.compute_inline(pad)
+
+    sch.decompose_reduction(dw, kh)
+    sch.decompose_reduction(pw, pw_r)
+    return sch
