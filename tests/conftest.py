@@ -1,0 +1,50 @@
+"""Shared fixtures: random TF-layout arrays for a layer, and a tolerance check against the reference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # tests run against the source tree as well as an installed package
+    sys.path.insert(0, str(ROOT))
+
+from sepconv_codegen import SeparableConv2D, reference  # noqa: E402
+
+# Tolerances against the float64 reference, relative to the output's magnitude (SEMANTICS.md).
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12, "float16": 2e-3}
+
+
+def random_arrays(layer: SeparableConv2D, seed: int = 0, dyadic: bool = False) -> list[np.ndarray]:
+    """input, depthwise, pointwise[, bias] for ``layer`` in its dtype.
+
+    dyadic: multiples of 1/16 in [-1, 1], whose float32 products and sums are exact, so any
+    summation order must match the reference to the bit.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = [layer.input_shape, layer.depthwise_filter_shape, layer.pointwise_filter_shape]
+    if layer.bias:
+        shapes.append(layer.bias_shape)
+    if dyadic:
+        return [(rng.integers(-16, 17, size=s) / 16).astype(layer.dtype) for s in shapes]
+    return [rng.uniform(-1, 1, size=s).astype(layer.dtype) for s in shapes]
+
+
+def assert_matches_reference(layer: SeparableConv2D, got: np.ndarray, arrays: list[np.ndarray]) -> float:
+    """Max error relative to max(1, |reference|); fails above the dtype's tolerance."""
+    bias = arrays[3] if layer.bias else None
+    want = reference(layer, *arrays[:3], bias)
+    assert got.shape == layer.output_shape
+    assert got.dtype == np.dtype(layer.dtype)
+    scale = max(1.0, float(np.abs(want).max()))
+    err = float(np.abs(got.astype(np.float64) - want).max()) / scale
+    assert err <= TOLERANCE[layer.dtype], f"max relative error {err:.3g} for {layer.workload_key}"
+    return err
+
+
+@pytest.fixture
+def arrays_for():
+    return random_arrays
