@@ -29,6 +29,9 @@ def _has_block(sch: Schedule, name: str) -> bool:
         return False
 
 
+PACK = False
+
+
 def _split(sch, loop, factor: int):
     return sch.split(loop, [None, factor])
 
@@ -41,6 +44,13 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
     oc = min(knobs.oc, -(-o // knobs.vec) * knobs.vec)
 
+    if PACK:
+        oc_ = oc
+        packed = sch.cache_read(pw, 1, "global")
+        sch.transform_layout(packed, ("write", 0), lambda a, b, r, k_: (k_ // oc_, r, k_ % oc_),
+                             pad_value=0.0)
+        loops = sch.get_loops(packed)
+        sch.parallel(sch.fuse(*loops[:-1])) if len(loops) > 1 else None
     n, h, w, k = sch.get_loops(out)
     ho, hi = _split(sch, h, min(knobs.tile_h, layer.output_shape[1]))
     wo, wi = _split(sch, w, tile_w)

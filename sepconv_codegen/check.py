@@ -1,0 +1,79 @@
+"""Checking and timing a built kernel on random data: what `build` prints for every layer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernel import Kernel
+from .reference import reference
+from .spec import SeparableConv2D
+
+# Max error allowed against the float64 reference, relative to max(1, |reference|) (SEMANTICS.md).
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12, "float16": 2e-3}
+
+
+def random_inputs(layer: SeparableConv2D, seed: int = 0) -> list[np.ndarray]:
+    """input, depthwise, pointwise[, bias] in the layer's dtype, scaled as a trained network's.
+
+    Input and bias are uniform in [-1, 1]; each filter is uniform in [-1, 1] divided by the square
+    root of its fan-in (KH*KW for the depthwise, C*M for the pointwise), so outputs are of order 1
+    at every layer size and an absolute error means the same thing for every layer.
+    """
+    rng = np.random.default_rng(seed)
+    kh, kw = layer.kernel_size
+    scaled = [
+        (layer.input_shape, 1.0),
+        (layer.depthwise_filter_shape, (kh * kw) ** -0.5),
+        (layer.pointwise_filter_shape, layer.depthwise_channels ** -0.5),
+    ]
+    if layer.bias:
+        scaled.append((layer.bias_shape, 1.0))
+    return [(rng.uniform(-1, 1, size=shape) * scale).astype(layer.dtype) for shape, scale in scaled]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    max_abs_error: float
+    max_rel_error: float  # relative to max(1, |reference|)
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_rel_error <= self.tolerance
+
+
+def check_kernel(kernel: Kernel, seed: int = 0) -> CheckResult:
+    """Run the kernel on random data and compare it with the reference."""
+    layer = kernel.layer
+    arrays = random_inputs(layer, seed)
+    bias = arrays[3] if layer.bias else None
+    got = kernel(*arrays[:3], bias=bias).astype(np.float64)
+    want = reference(layer, *arrays[:3], bias)
+    abs_err = float(np.abs(got - want).max())
+    return CheckResult(abs_err, abs_err / max(1.0, float(np.abs(want).max())), TOLERANCE[layer.dtype])
+
+
+def time_kernel(kernel: Kernel, repeat: int = 15, min_seconds: float = 0.02, seed: int = 0) -> float:
+    """Median seconds per call over ``repeat`` batches of calls, each batch at least min_seconds."""
+    layer = kernel.layer
+    arrays = random_inputs(layer, seed)
+    if hasattr(kernel, "time"):  # TVM kernels: TVM's own evaluator, no Python in the timed loop
+        return statistics.median(kernel.time(arrays, number=1, repeat=repeat,
+                                             min_repeat_ms=int(min_seconds * 1000)))
+    run = kernel.bind(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    run()
+    samples = []
+    for _ in range(repeat):
+        count, start = 0, time.perf_counter()
+        while True:
+            run()
+            count += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        samples.append(elapsed / count)
+    return statistics.median(samples)

@@ -1,0 +1,98 @@
+"""`build`: compile every layer of a spec, check each against the reference, write a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..build import build
+from ..check import check_kernel, time_kernel
+from ..spec import SpecError
+from ..targets import resolve_target
+from .common import add_spec_argument, add_target_argument, network_from_args
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "build", help="compile kernels for every layer of a spec (default: MobileNetV1's blocks)",
+        description="Compile every layer, check it against the numpy reference on random data, time "
+                    "it, and write the libraries and a manifest.json into the output folder.",
+    )
+    add_spec_argument(parser)
+    add_target_argument(parser)
+    parser.add_argument("-o", "--output", default="build", help="output folder (default: ./build)")
+    parser.add_argument("--database", default=None,
+                        help="a tuning database (JSON lines) to take schedules from")
+    parser.add_argument("--no-c", action="store_true", help="do not write standalone C sources")
+    parser.set_defaults(func=run)
+
+
+def _write_c(layer, knobs, out_dir: Path) -> dict | None:
+    try:
+        from ..cgen.emit import c_manifest_entry
+    except ImportError:
+        return None
+    return c_manifest_entry(layer, out_dir, knobs=knobs)
+
+
+def run(args: argparse.Namespace) -> int:
+    network = network_from_args(args)
+    target = resolve_target(args.target)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecError(f"output {str(out_dir)!r} exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"target: {target.description}")
+    header = f"{'layer':<10} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
+    print(header)
+    print("-" * len(header))
+    entries, total_ms, failed = [], 0.0, []
+    for layer in network:
+        kernel = build(layer, target, database=args.database)
+        library = kernel.export(out_dir / f"{kernel.name}.so")
+        entry = {
+            "layer": layer.name,
+            "spec": layer.to_dict(),
+            "kernel": kernel.name,
+            "shapes": {
+                "input": list(layer.input_shape),
+                "depthwise_filter": list(layer.depthwise_filter_shape),
+                "pointwise_filter": list(layer.pointwise_filter_shape),
+                "bias": list(layer.bias_shape) if layer.bias else None,
+                "output": list(layer.output_shape),
+            },
+            "macs": layer.macs,
+            "schedule": kernel.schedule_source,
+            "knobs": kernel.knobs.to_dict() if kernel.knobs else None,
+            "files": {"library": library.name},
+        }
+        if target.runs_here:
+            result = check_kernel(kernel)
+            seconds = time_kernel(kernel)
+            total_ms += seconds * 1e3
+            entry.update(max_abs_error=result.max_abs_error, max_rel_error=result.max_rel_error,
+                         ms_per_call=seconds * 1e3)
+            if not result.ok:
+                failed.append(layer.name)
+            timing = f"{seconds * 1e3:>9.3f} {layer.flops / seconds / 1e9:>8.1f} {result.max_abs_error:>9.2e}"
+        else:
+            timing = f"{'-':>9} {'-':>8} {'-':>9}"
+        if not args.no_c and layer.dtype == "float32" and target.family == "cpu":
+            c_entry = _write_c(layer, kernel.knobs, out_dir)
+            if c_entry is not None:
+                entry["c"] = c_entry
+        shape = "x".join(map(str, layer.output_shape))
+        print(f"{layer.name:<10} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
+              flush=True)
+        entries.append(entry)
+    manifest = {"network": network.name, "target": target.tvm, "layers": entries}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if target.runs_here:
+        mflop = network.macs * 2 / 1e6
+        print(f"{'total':<10} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
+    print(f"wrote {len(entries)} kernels and manifest.json to {out_dir}/")
+    if failed:
+        print(f"error: {', '.join(failed)} differ from the reference beyond tolerance")
+        return 1
+    return 0
