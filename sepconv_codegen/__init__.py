@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .builder import build  # noqa: E402 - TVM itself is imported on first compile
 from .reference import reference
 from .schedule.knobs import Knobs
 from .spec import Network, SeparableConv2D, SpecError, mobilenet_v1
@@ -31,13 +32,6 @@ __all__ = [
     "mobilenet_v1",
     "reference",
 ]
-
-
-def build(layer, target="llvm", **kwargs):
-    """Compile a layer; see :func:`sepconv_codegen.build.build`."""
-    from .build import build as _build
-
-    return _build(layer, target, **kwargs)
 
 
 def load(path):

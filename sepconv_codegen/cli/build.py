@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..build import build
+from ..builder import build
 from ..check import check_kernel, time_kernel
 from ..spec import SpecError
 from ..targets import resolve_target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..explain import explain_layer
 from ..spec import SeparableConv2D, SpecError
@@ -10,8 +11,9 @@ from ..specfile import load_spec
 
 
 def _ints(text: str) -> list[int]:
+    """'1,56,56,128' or '1x56x56x128'."""
     try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+        return [int(v) for v in re.split(r"[,x]", text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 

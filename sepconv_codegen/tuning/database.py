@@ -40,6 +40,7 @@ class Record:
     versions: dict[str, str] = field(default_factory=dict)
     layer: dict[str, Any] | None = None
     timestamp: float = 0.0
+    stage: str = "trial"  # "trial": one measurement; "confirmed": re-timed and checked winner
     source: str = "tuned"  # where build() says the knobs came from
 
     def to_json(self) -> str:
@@ -54,6 +55,7 @@ class Record:
                 "versions": self.versions,
                 "layer": self.layer,
                 "timestamp": self.timestamp or time.time(),
+                "stage": self.stage,
             },
             sort_keys=True,
         )
@@ -71,6 +73,7 @@ class Record:
             versions=data.get("versions") or {},
             layer=data.get("layer"),
             timestamp=data.get("timestamp", 0.0),
+            stage=data.get("stage", "trial"),
             source=source,
         )
 

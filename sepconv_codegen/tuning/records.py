@@ -31,8 +31,9 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
     for db in databases:
         records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
         usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
-        if usable:
-            return min(usable, key=lambda r: r.seconds), ""
+        confirmed = [r for r in usable if r.stage == "confirmed"]
+        if confirmed or usable:  # a checked, re-timed winner beats any single trial
+            return min(confirmed or usable, key=lambda r: r.seconds), ""
         if records:
             other = sorted({r.versions.get("tvm", "?") for r in records})
             why = f"records in {db.path.name} come from TVM {', '.join(other)}, not {current['tvm']}"

@@ -1,0 +1,84 @@
+"""`tune`: search schedules for every layer of a spec, on this machine, into a database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..spec import SpecError
+from ..targets import resolve_target
+from ..tuning.measure import LocalRunner
+from ..tuning.tuner import DEFAULT_TRIALS, TuneProgress, tune
+from .common import add_spec_argument, add_target_argument, network_from_args
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tune", help="search the fastest schedule for every layer; resumable",
+        description="Measure candidate schedules per layer and append every trial to a JSON-lines "
+                    "database; a rerun resumes where a killed session stopped.",
+    )
+    add_spec_argument(parser)
+    add_target_argument(parser)
+    parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                        help=f"candidates per layer (default {DEFAULT_TRIALS})")
+    parser.add_argument("--db", default="sepconv_tuning.jsonl",
+                        help="the database file (default: ./sepconv_tuning.jsonl)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds before a candidate is abandoned as hung (default 120)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="worker threads while timing (default: all cores)")
+    parser.add_argument("--rpc", default=None, metavar="HOST:PORT",
+                        help="measure on devices registered with a TVM RPC tracker")
+    parser.add_argument("--key", default=None, help="the device key at the RPC tracker")
+    parser.set_defaults(func=run)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def _print_progress(p: TuneProgress) -> None:
+    best = "-" if p.best_seconds is None else (
+        f"{p.best_seconds * 1e3:.3f} ms ({p.layer.flops / p.best_seconds / 1e9:.1f} GFLOP/s)")
+    note = f"  [{p.message}]" if p.message else ""
+    print(f"{p.layer.name:<10} trial {p.trial:>3}/{p.trials:<3} best {best:<28} "
+          f"elapsed {_duration(p.elapsed)}  left ~{_duration(p.remaining)}{note}", flush=True)
+
+
+def _runner(args):
+    if args.rpc:
+        from ..tuning.rpc import rpc_runner_from_args
+
+        return rpc_runner_from_args(args)
+    if args.key:
+        raise SpecError("--key is only meaningful with --rpc HOST:PORT")
+    return LocalRunner(timeout=args.timeout, threads=args.threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise SpecError(f"--timeout must be positive, got {args.timeout}")
+    if args.threads is not None and args.threads < 1:
+        raise SpecError(f"--threads must be at least 1, got {args.threads}")
+    network = network_from_args(args)
+    target = resolve_target(args.target)
+    print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
+    runner = _runner(args)
+    try:
+        results = tune(network, target, database=args.db, trials=args.trials, runner=runner,
+                       progress=_print_progress)
+    finally:
+        runner.close()
+    print(f"\n{'layer':<10} {'trials':>6} {'failed':>6} {'resumed':>7} {'best ms':>9} {'GFLOP/s':>8}  knobs")
+    for r in results:
+        ms = f"{r.seconds * 1e3:9.3f}" if r.seconds else f"{'-':>9}"
+        gf = f"{r.layer.flops / r.seconds / 1e9:8.1f}" if r.seconds else f"{'-':>8}"
+        knobs = r.best.tag if r.best else "none (all candidates failed)"
+        print(f"{r.layer.name:<10} {r.trials:>6} {r.failed:>6} {r.resumed:>7} {ms} {gf}  {knobs}")
+        for err in r.errors[:3]:
+            print(f"           failed: {err}", file=sys.stderr)
+    return 0 if all(r.best for r in results) else 1

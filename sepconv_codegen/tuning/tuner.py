@@ -1,0 +1,163 @@
+"""The tuner: search each layer's schedule space, measure candidates, keep the best.
+
+For each layer: measure up to ``trials`` candidates from the space (the default first), appending a
+record to the database after each; then re-time the leaders interleaved, several rounds, because
+on a shared machine the gap between the top few is smaller than the noise of one measurement;
+check the winner against the reference; record it as confirmed. A rerun skips what the database
+already holds, so a killed session resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..schedule.cpu import search_space
+from ..schedule.knobs import Knobs
+from ..spec import Network, SeparableConv2D, SpecError
+from ..targets import Target, resolve_target
+from .database import Database, Record, versions
+from .measure import LocalRunner, Measurement
+
+__all__ = ["LayerResult", "TuneProgress", "tune"]
+
+DEFAULT_TRIALS = 24
+LEADERS = 4
+LEADER_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class TuneProgress:
+    layer: SeparableConv2D
+    trial: int
+    trials: int
+    best_seconds: float | None
+    elapsed: float
+    remaining: float | None  # estimated seconds left in the whole session
+    message: str = ""
+
+
+@dataclass
+class LayerResult:
+    layer: SeparableConv2D
+    best: Knobs | None
+    seconds: float | None
+    trials: int
+    failed: int
+    resumed: int  # trials found in the database from an earlier session
+    errors: list[str] = field(default_factory=list)
+
+
+def _space(layer: SeparableConv2D, target: Target) -> list[Knobs]:
+    if target.family == "cpu":
+        return search_space(layer, target)
+    from ..schedule import spaces  # other families register their spaces there
+
+    return spaces.search_space(layer, target)
+
+
+def _record(layer, target, knobs, m: Measurement | None, stage: str, seconds=None, error=None) -> Record:
+    return Record(
+        workload=layer.workload_key, target=target.key, knobs=knobs,
+        status="failed" if error else "ok", seconds=seconds, error=error, versions=versions(),
+        layer=layer.to_dict(), timestamp=time.time(), stage=stage,
+    )
+
+
+def tune(
+    network: Network | SeparableConv2D | Iterable[SeparableConv2D],
+    target: str | dict | Target = "llvm",
+    *,
+    database: str | Database,
+    trials: int = DEFAULT_TRIALS,
+    runner=None,
+    progress: Callable[[TuneProgress], None] | None = None,
+) -> list[LayerResult]:
+    """Tune every layer; returns per-layer results. The database holds every trial."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise SpecError(f"trials must be a positive integer, got {trials!r}")
+    layers = [network] if isinstance(network, SeparableConv2D) else list(network)
+    target = resolve_target(target)
+    db = database if isinstance(database, Database) else Database(database)
+    owns_runner = runner is None
+    runner = runner or LocalRunner()
+    session = _Session(len(layers), trials, progress)
+    try:
+        return [_tune_layer(layer, target, db, trials, runner, session) for layer in layers]
+    finally:
+        if owns_runner:
+            runner.close()
+
+
+class _Session:
+    """Progress bookkeeping across layers: trials done, time per trial, time left."""
+
+    def __init__(self, layers: int, trials: int, callback) -> None:
+        self.total = layers * trials
+        self.done = 0
+        self.start = time.monotonic()
+        self.callback = callback
+
+    def report(self, layer, trial, trials, best, message="") -> None:
+        if self.callback is None:
+            return
+        elapsed = time.monotonic() - self.start
+        per_trial = elapsed / self.done if self.done else None
+        remaining = per_trial * (self.total - self.done) if per_trial else None
+        self.callback(TuneProgress(layer, trial, trials, best, elapsed, remaining, message))
+
+
+def _tune_layer(layer, target, db: Database, trials, runner, session: _Session) -> LayerResult:
+    history = [r for r in db.for_workload(layer.workload_key, target.key) if r.stage == "trial"]
+    tried = {r.knobs for r in history}
+    result = LayerResult(layer, None, None, len(history), sum(r.status == "failed" for r in history),
+                         resumed=len(history))
+    todo = [k for k in _space(layer, target) if k not in tried][: max(0, trials - len(history))]
+    session.total -= min(trials, len(history))
+    measured = {r.knobs: r.seconds for r in history if r.status == "ok" and r.seconds}
+    best = min(measured.values(), default=None)
+    for m in runner.measure(layer, target, todo):
+        db.append(_record(layer, target, m.knobs, m, "trial", m.seconds, m.error))
+        result.trials += 1
+        session.done += 1
+        if m.error:
+            result.failed += 1
+            result.errors.append(f"{m.knobs.tag}: {m.error}")
+        else:
+            measured[m.knobs] = m.seconds
+            best = m.seconds if best is None else min(best, m.seconds)
+        session.report(layer, result.trials, trials, best, m.error or "")
+    confirmed = [r for r in db.for_workload(layer.workload_key, target.key)
+                 if r.stage == "confirmed" and r.status == "ok"]
+    if confirmed and not todo:  # finished in an earlier session: nothing new to confirm
+        winner = min(confirmed, key=lambda r: r.seconds)
+        result.best, result.seconds = winner.knobs, winner.seconds
+        return result
+    _confirm_leaders(layer, target, db, runner, measured, result, session)
+    return result
+
+
+def _confirm_leaders(layer, target, db, runner, measured: dict, result: LayerResult, session) -> None:
+    """Re-time the leaders interleaved, check the fastest against the reference, record it."""
+    leaders = sorted(measured, key=measured.get)[:LEADERS]
+    if not leaders:
+        return
+    samples: dict[Knobs, list[float]] = {k: [] for k in leaders}
+    for round_ in range(LEADER_ROUNDS):
+        order = leaders[round_ % len(leaders):] + leaders[: round_ % len(leaders)]
+        for m in runner.measure(layer, target, order):
+            if m.seconds:
+                samples[m.knobs].append(m.seconds)
+    medians = {k: statistics.median(v) for k, v in samples.items() if v}
+    for knobs in sorted(medians, key=medians.get):
+        (check,) = list(runner.measure(layer, target, [knobs], check=True))
+        if check.error:
+            db.append(_record(layer, target, knobs, check, "confirmed", error=check.error))
+            result.errors.append(f"{knobs.tag}: {check.error}")
+            continue
+        db.append(_record(layer, target, knobs, check, "confirmed", seconds=medians[knobs]))
+        result.best, result.seconds = knobs, medians[knobs]
+        session.report(layer, result.trials, result.trials, medians[knobs], "confirmed")
+        return

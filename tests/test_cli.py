@@ -1,0 +1,100 @@
+"""The command line, run as a user runs it: `python -m sepconv_codegen ...` in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+SPEC = """
+name = "tiny"
+[defaults]
+kernel_size = 3
+[[layer]]
+name = "first"
+input_shape = [1, 12, 12, 8]
+out_channels = 16
+[[layer]]
+name = "second"
+strides = 2
+channel_multiplier = 2
+out_channels = 24
+bias = true
+activation = "relu6"
+"""
+
+
+def cli(*args, cwd=None, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "sepconv_codegen", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_build_writes_libraries_and_manifest(tmp_path, spec):
+    done = cli("build", str(spec), "--target", "llvm", "-o", str(tmp_path / "out"), "--no-c")
+    assert done.returncode == 0, done.stderr
+    assert "first" in done.stdout and "second" in done.stdout and "total" in done.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [e["layer"] for e in manifest["layers"]] == ["first", "second"]
+    for entry in manifest["layers"]:
+        assert (tmp_path / "out" / entry["files"]["library"]).is_file()
+        assert entry["max_rel_error"] < 1e-5
+        assert entry["macs"] > 0 and entry["shapes"]["output"]
+
+
+def test_build_default_is_mobilenet(tmp_path):
+    # Only parse + first layer would be too weak; the full default build is run by CI's README
+    # command. Here: the default network is what --help promises.
+    done = cli("build", "--help")
+    assert done.returncode == 0 and "MobileNetV1" in done.stdout
+
+
+def test_explain_prints_computed_numbers():
+    done = cli("explain", "--input-shape", "1,32,32,3", "--channel-multiplier", "4",
+               "--out-channels", "64", "--kernel-size", "5")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "5*5*12 + 12*64 = 1,068" in out and "5*5*3*64 = 4,800" in out
+    assert "rank at most M = 4" in out and "rank 4" in out
+    assert "difference between output channels\n  is 0" in out
+
+
+def test_explain_a_spec_layer(spec):
+    done = cli("explain", str(spec), "--layer", "second")
+    assert done.returncode == 0, done.stderr
+    assert "Layer 'second'" in done.stdout and "relu6" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["explain", "--strides", "0"], "strides"),
+        (["explain", "--padding", "full"], "padding"),
+        (["build", "missing.toml"], "does not exist"),
+        (["build", "--target", "tpu"], "target 'tpu'"),
+        (["explain", "--input-shape", "1,x"], "--input-shape"),
+        (["tune", "--trials", "0"], "trials"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_bad_spec_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[layer]]\ninput_shape = [1, 4, 4, 0]\n')
+    done = cli("build", str(bad), "-o", str(tmp_path / "o"))
+    assert done.returncode == 2 and "input_shape[3]" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,65 @@
+"""Exported kernels load back in a fresh process with their spec, compiling nothing."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sepconv_codegen as sc
+from sepconv_codegen.tvm_backend import elfmeta
+from tests.conftest import ROOT, random_arrays
+
+LOADER = r"""
+import sys, json, numpy as np
+import sepconv_codegen as sc
+kernel = sc.load(sys.argv[1])
+data = np.load(sys.argv[2])
+args = [data[k] for k in ("x", "dw", "pw", "b")]
+np.save(sys.argv[3], kernel(*args[:3], bias=args[3]))
+print(json.dumps({"name": kernel.name, "layer": kernel.layer.to_dict(), "source": kernel.schedule_source}))
+"""
+
+
+def test_export_and_load_in_a_new_process(tmp_path, monkeypatch):
+    layer = sc.SeparableConv2D(name="exported", input_shape=(1, 9, 9, 6), channel_multiplier=2,
+                               out_channels=10, strides=2, bias=True, activation="relu6")
+    kernel = sc.build(layer)
+    path = kernel.export(tmp_path / "k.so")
+    arrays = random_arrays(layer)
+    np.savez(tmp_path / "in.npz", x=arrays[0], dw=arrays[1], pw=arrays[2], b=arrays[3])
+    # The child process must not compile: a guard module makes tvm.compile raise there.
+    (tmp_path / "guard").mkdir()
+    (tmp_path / "guard" / "sitecustomize.py").write_text(
+        "import tvm\n"
+        "def _no(*a, **k):\n    raise AssertionError('load() compiled something')\n"
+        "tvm.compile = _no\ntvm.tirx.build = _no\n"
+    )
+    env = {"PYTHONPATH": f"{tmp_path / 'guard'}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", LOADER, str(path), str(tmp_path / "in.npz"),
+                           str(tmp_path / "out.npy")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    meta = json.loads(done.stdout.strip().splitlines()[-1])
+    assert meta["name"] == kernel.name and meta["source"] == kernel.schedule_source
+    assert sc.SeparableConv2D.from_dict(meta["layer"]) == layer
+    out = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(out, kernel(*arrays[:3], bias=arrays[3]))
+
+
+def test_load_refuses_what_is_not_a_kernel(tmp_path):
+    with pytest.raises(sc.SpecError, match="does not exist"):
+        sc.load(tmp_path / "missing.so")
+    other = tmp_path / "other.so"
+    other.write_bytes(b"not an elf file")
+    with pytest.raises(sc.SpecError, match="not a sepconv_codegen kernel"):
+        sc.load(other)
+
+
+def test_metadata_section_round_trip(tmp_path):
+    source = tmp_path / "meta.c"
+    source.write_text(elfmeta.c_source(".sepconv_meta", '{"a": "b\\"c"}'))
+    obj = tmp_path / "meta.o"
+    subprocess.run(["gcc", "-c", str(source), "-o", str(obj)], check=True)
+    assert elfmeta.read_section(obj, ".sepconv_meta").rstrip(b"\0") == b'{"a": "b\\"c"}'
+    assert elfmeta.read_section(obj, ".absent") is None

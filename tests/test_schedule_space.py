@@ -1,0 +1,65 @@
+"""Every point of the CPU schedule space computes the same thing: a capped sample of each space,
+plus the default, on small layers chosen to stress the tiling (odd sizes, strides, multipliers,
+channels that are not a multiple of the vector width), against the reference."""
+
+import pytest
+
+from sepconv_codegen import SeparableConv2D as L
+from sepconv_codegen.builder import compile_kernel
+from sepconv_codegen.schedule.cpu import default_knobs, search_space
+from sepconv_codegen.schedule.knobs import Knobs
+from sepconv_codegen.targets import resolve_target
+from tests.conftest import assert_matches_reference, random_arrays
+
+SAMPLE = 6  # points per layer besides the default; the seed changes which ones
+
+LAYERS = {
+    "odd_13x11_c7_o13": L(input_shape=(1, 13, 11, 7), out_channels=13),
+    "stride2_mult3": L(input_shape=(1, 15, 15, 5), strides=2, channel_multiplier=3, out_channels=20),
+    "dilation2_valid": L(input_shape=(1, 14, 10, 8), dilation=2, padding="VALID", out_channels=24),
+    "bias_relu6_k5": L(input_shape=(2, 9, 9, 12), kernel_size=5, out_channels=9, bias=True,
+                       activation="relu6"),
+    "wide_c40_o72": L(input_shape=(1, 7, 7, 40), out_channels=72),
+}
+
+
+@pytest.fixture(scope="module")
+def target():
+    return resolve_target("llvm")
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_space_sample_matches_reference(name, target):
+    layer = LAYERS[name]
+    space = search_space(layer, target, limit=SAMPLE + 1, seed=len(name))
+    assert space[0] == default_knobs(layer, target)
+    assert {k.fused for k in search_space(layer, target)} == {True, False}
+    arrays = random_arrays(layer, seed=1)
+    for knobs in space:
+        kernel = compile_kernel(layer, target, knobs, "test")
+        out = kernel(*arrays[:3], bias=arrays[3] if layer.bias else None)
+        assert_matches_reference(layer, out, arrays)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        Knobs(tile_h=3, tile_w=5, px=5, oc=8, vec=8, order="channels_outer", pad="stage"),
+        Knobs(tile_h=64, tile_w=64, px=16, oc=64, vec=8),  # tiles larger than the layer
+        Knobs(tile_h=1, tile_w=1, px=1, oc=8, vec=8, fused=False, unroll=False),
+        Knobs(tile_h=2, tile_w=7, px=3, oc=12, vec=4, pad="stage"),
+    ],
+    ids=["prime_tiles_stage_pad", "oversized", "single_pixel_unfused", "vec4"],
+)
+def test_hand_picked_knobs(knobs, target):
+    layer = LAYERS["stride2_mult3"]
+    arrays = random_arrays(layer)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3])
+    assert_matches_reference(layer, out, arrays)
+
+
+def test_default_register_tile_fits_the_register_file(target):
+    for layer in LAYERS.values():
+        k = default_knobs(layer, target)
+        vectors = k.oc // k.vec
+        assert k.px * vectors + vectors + 1 <= target.vector_registers

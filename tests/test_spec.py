@@ -1,0 +1,163 @@
+"""The layer IR: derived geometry and costs, and every bad input of SEMANTICS.md refused by name."""
+
+import json
+
+import pytest
+
+from sepconv_codegen import Network, SeparableConv2D, SpecError, load_spec, mobilenet_v1
+from sepconv_codegen.spec import chain
+
+BASE = dict(input_shape=(1, 8, 8, 4), out_channels=6)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, dilation, pads, out",
+    [
+        (224, 3, 2, 1, (0, 1), 112),  # SEMANTICS.md: (0, 1), not (1, 1)
+        (112, 3, 1, 1, (1, 1), 112),
+        (7, 4, 1, 1, (1, 2), 7),  # even kernel: the odd pixel goes to the bottom/right
+        (10, 5, 1, 2, (4, 4), 10),  # dilation: effective kernel 9
+        (9, 3, 2, 1, (1, 1), 5),
+        (1, 3, 1, 1, (1, 1), 1),
+        (6, 1, 2, 1, (0, 0), 3),
+    ],
+    ids=["224k3s2", "112k3s1", "7k4", "10k5d2", "9k3s2", "1x1", "6k1s2"],
+)
+def test_same_padding_matches_tensorflow(size, kernel, stride, dilation, pads, out):
+    layer = SeparableConv2D(input_shape=(1, size, size, 3), kernel_size=kernel, strides=stride,
+                            dilation=dilation, padding="same")
+    assert layer.pads == (pads, pads)
+    assert layer.output_shape[1:3] == (out, out)
+
+
+def test_valid_and_explicit_padding():
+    valid = SeparableConv2D(input_shape=(1, 10, 9, 2), kernel_size=(3, 2), strides=2, padding="Valid")
+    assert valid.pads == ((0, 0), (0, 0)) and valid.output_shape[1:3] == (4, 4)
+    explicit = SeparableConv2D(input_shape=(1, 5, 5, 2), padding=((1, 0), (2, 3)))
+    assert explicit.output_shape[1:3] == (4, 8)
+    tf_form = SeparableConv2D(input_shape=(1, 5, 5, 2), padding=[[0, 0], [1, 0], [2, 3], [0, 0]])
+    assert tf_form.pads == explicit.pads
+
+
+def test_costs_match_the_semantics_example():
+    layer = SeparableConv2D(input_shape=(1, 10, 10, 256), out_channels=256)
+    assert layer.param_count == 67_840 and layer.conv2d_param_count == 589_824
+    assert layer.macs == 100 * 67_840 and layer.conv2d_macs == 100 * 589_824
+    multi = SeparableConv2D(input_shape=(2, 5, 5, 3), channel_multiplier=4, out_channels=7, bias=True)
+    assert multi.depthwise_filter_shape == (3, 3, 3, 4)
+    assert multi.pointwise_filter_shape == (1, 1, 12, 7)
+    assert multi.param_count == 9 * 12 + 12 * 7 + 7
+
+
+def test_spelling_variants_are_normalised():
+    layer = SeparableConv2D(input_shape=[1, 4, 4, 2], kernel_size=3, strides=[1, 2, 2, 1],
+                            padding="valid", activation="ReLU6")
+    assert layer.strides == (2, 2) and layer.padding == "VALID" and layer.activation == "relu6"
+    assert SeparableConv2D(**BASE, activation="linear").activation is None
+    assert SeparableConv2D(**BASE).out_channels == 6
+
+
+BAD = [
+    ("input_shape", dict(input_shape=(8, 8, 4)), "rank 4"),
+    ("input_shape", dict(input_shape=(1, 0, 8, 4)), "input_shape[1]"),
+    ("input_shape", dict(input_shape=(1, 8, 8, -3)), "input_shape[3]"),
+    ("kernel_size", dict(kernel_size=0), "kernel_size"),
+    ("kernel_size", dict(kernel_size=(3, 3, 3)), "kernel_size"),
+    ("channel_multiplier", dict(channel_multiplier=0), "channel_multiplier"),
+    ("out_channels", dict(out_channels=-1), "out_channels"),
+    ("strides", dict(strides=0), "strides"),
+    ("strides", dict(strides=(1, -2)), "strides"),
+    ("strides", dict(strides=(1, 1, 1)), "strides"),
+    ("strides", dict(strides=(2, 2, 2, 2)), "strides"),
+    ("strides", dict(strides=True), "strides"),
+    ("dilation", dict(dilation=0), "dilation"),
+    ("dilation", dict(dilation=(1,)), "dilation"),
+    ("padding", dict(padding="FULL"), "padding"),
+    ("padding", dict(padding=((1, -1), (0, 0))), "padding"),
+    ("padding", dict(padding=((1,), (0, 0))), "padding"),
+    ("padding", dict(padding=[[1, 0], [1, 1], [0, 0], [0, 0]]), "padding"),
+    ("padding", dict(input_shape=(1, 2, 2, 1), kernel_size=3, padding="VALID"), "empty output"),
+    ("padding", dict(input_shape=(1, 4, 4, 1), kernel_size=3, dilation=2, padding="valid"), "empty output"),
+    ("dtype", dict(dtype="int8"), "dtype"),
+    ("dtype", dict(dtype="bfloat16"), "dtype"),
+    ("bias", dict(bias="yes"), "bias"),
+    ("activation", dict(activation="gelu"), "activation"),
+    ("name", dict(name="a/b"), "name"),
+    ("name", dict(name=""), "name"),
+]
+
+
+@pytest.mark.parametrize("field, change, words", BAD, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD)])
+def test_bad_input_is_a_spec_error_naming_field_and_value(field, change, words):
+    with pytest.raises(SpecError) as info:
+        SeparableConv2D(**{**BASE, **change})
+    message = str(info.value)
+    assert words in message
+    assert field in message or "padding" in message
+
+
+def test_spec_error_is_a_value_error():
+    assert issubclass(SpecError, ValueError)
+
+
+def test_dilation_with_stride_computes_the_formula():
+    # TF refuses (or silently miscomputes) this; the formula is well defined and we compute it.
+    layer = SeparableConv2D(input_shape=(1, 9, 9, 2), strides=2, dilation=2, padding="VALID")
+    assert layer.output_shape[1:3] == (3, 3)
+
+
+def test_network_shapes_must_chain():
+    a = SeparableConv2D(name="a", input_shape=(1, 8, 8, 4), out_channels=8)
+    b = SeparableConv2D(name="b", input_shape=(1, 8, 8, 6), out_channels=8)
+    with pytest.raises(SpecError, match="does not match"):
+        Network((a, b))
+    with pytest.raises(SpecError, match="unique"):
+        Network((a, a.replace(input_shape=[1, 8, 8, 8])))
+    with pytest.raises(SpecError, match="at least one"):
+        Network(())
+
+
+def test_mobilenet_v1_blocks():
+    net = mobilenet_v1()
+    assert len(net) == 13
+    assert net.layers[0].input_shape == (1, 112, 112, 32)
+    assert net.layers[-1].output_shape == (1, 7, 7, 1024)
+    assert abs(net.macs * 2 / 1e9 - 1.1138) < 1e-3
+
+
+def test_toml_and_json_spec_files(tmp_path):
+    toml = tmp_path / "net.toml"
+    toml.write_text(
+        'name = "tiny"\n[defaults]\nkernel_size = 3\n'
+        '[[layer]]\nname = "one"\ninput_shape = [1, 9, 9, 3]\nchannel_multiplier = 2\nout_channels = 8\n'
+        '[[layer]]\nname = "two"\nstrides = 2\nout_channels = 16\nbias = true\nactivation = "relu"\n'
+    )
+    net = load_spec(toml)
+    assert net.name == "tiny" and [l.name for l in net] == ["one", "two"]
+    assert net.layers[1].input_shape == (1, 9, 9, 8) and net.layers[1].output_shape == (1, 5, 5, 16)
+    as_json = tmp_path / "net.json"
+    as_json.write_text(json.dumps({"name": "tiny", "layer": [l.to_dict() for l in net]}))
+    assert load_spec(as_json) == net
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('[[layer]]\nname = "x"\n', "input_shape"),
+        ('[[layer]]\ninput_shape = [1, 4, 4, 2]\nstride = 2\n', "unknown field 'stride'"),
+        ('[[layer]]\ninput_shape = [1, 4, 4, 2]\nstrides = 0\n', "strides"),
+        ("[[layer]\n", "not valid TOML"),
+        ('layers = "no"\n', "layer"),
+        ('colour = 1\n[[layer]]\ninput_shape = [1, 4, 4, 2]\n', "unknown top-level key"),
+    ],
+)
+def test_bad_spec_files(tmp_path, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=words):
+        load_spec(path)
+
+
+def test_chain_infers_input_shapes():
+    net = chain((1, 16, 16, 8), [{"out_channels": 16}, {"strides": 2, "out_channels": 32}])
+    assert net.layers[1].input_shape == (1, 16, 16, 16)
