@@ -1,12 +1,19 @@
 """Targets: short names a user types, resolved to what the schedules and the compiler need.
 
-A target here is data: the TVM target JSON, the schedule family that serves it, the vector width
-and register file the default knobs are derived from, and how its modules are linked. Target
-differences live in these attributes, not in `if target == ...` branches elsewhere.
+A target here is data: the TVM target JSON, the schedule family that applies a schedule, the schedule
+space that proposes knobs, the vector width and register file the default knobs are derived from,
+and how its modules are linked and run. Target differences live in these attributes, not in
+`if target == ...` branches elsewhere.
+
+Names: "llvm" (this machine's CPU; aliases host, x86, native), "aarch64" (generic AArch64 with NEON),
+"cortex-a53", "cortex-a72", "cortex-a76", "cuda" (sm_80) and "cuda-sm70" ... "cuda-sm90"; or a raw
+TVM target JSON (a string starting with "{", or a dict).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import platform
 from dataclasses import dataclass, field, replace
@@ -14,7 +21,27 @@ from typing import Any
 
 from .spec import SpecError
 
-__all__ = ["Target", "list_targets", "resolve_target"]
+__all__ = ["GpuInfo", "Target", "list_targets", "register_target", "resolve_target"]
+
+_HOST_NAMES = ("llvm", "host", "x86", "native")
+_ON_AARCH64 = platform.machine().lower() in ("aarch64", "arm64")
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """What a CUDA schedule space needs to know about the GPU it fills.
+
+    multiprocessors is that of a representative part of the architecture (A100 for sm_80, H100 SXM
+    for sm_90): the default knobs size the grid to keep every SM busy.
+    """
+
+    sm: int  # compute capability, e.g. 90
+    multiprocessors: int
+    max_threads_per_block: int = 1024
+    # TVM declares fixed-size shared buffers statically, and static shared memory is capped at
+    # 48 KB per block on every architecture (more needs dynamic shared memory and an opt-in).
+    shared_bytes_per_block: int = 48 * 1024
+    warp_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -24,11 +51,14 @@ class Target:
     name: str  # the short name, or "custom" for raw JSON
     description: str
     tvm: dict[str, Any]  # the TVM target JSON
-    family: str  # schedule family: "cpu" or "cuda"
-    vector_bits: int = 256  # SIMD register width
+    family: str  # TVM schedule family (tvm_backend.schedules): "cpu" or "cuda"
+    vector_bits: int = 256  # SIMD register width (CUDA: the widest vector load, float4)
     vector_registers: int = 16  # architectural SIMD registers (register-tile budget)
     cross_compiler: str | None = None  # None: the host compiler links the module
     runs_here: bool = True  # whether this machine can run the compiled module
+    space: str = "cpu"  # schedule space: the module sepconv_codegen.schedule.<space>
+    emulator: str | None = None  # a command that runs this target's Linux programs here
+    gpu: GpuInfo | None = None
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
     def lanes(self, dtype: str) -> int:
@@ -36,9 +66,13 @@ class Target:
         bits = {"float64": 64}.get(dtype, 32)
         return max(1, self.vector_bits // bits)
 
+    def schedule_space(self):
+        """The module holding this target's ``default_knobs`` and ``search_space``."""
+        return importlib.import_module(f"{__package__}.schedule.{self.space}")
+
     @property
     def schedule_file(self) -> str:
-        """The shipped-schedules file for this target, e.g. 'llvm-znver3.jsonl'."""
+        """The shipped-schedules file for this target's CPU or GPU, e.g. 'llvm-znver3.jsonl'."""
         tag = self.tvm.get("mcpu") or self.tvm.get("arch") or self.tvm.get("mtriple") or "generic"
         return f"{self.tvm.get('kind', 'unknown')}-{tag}.jsonl"
 
@@ -48,6 +82,7 @@ class Target:
         return json.dumps(self.tvm, sort_keys=True, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=1)
 def _host() -> Target:
     from .tvm_backend._tvm import host_cpu_name, tvm
 
@@ -56,7 +91,7 @@ def _host() -> Target:
     with target:
         features = tvm.target.codegen.llvm_get_cpu_features()
     bits = 512 if "avx512f" in features else 256 if "avx" in features else 128
-    registers = 32 if bits == 512 or platform.machine() == "aarch64" else 16
+    registers = 32 if bits == 512 or _ON_AARCH64 else 16
     return Target(
         name="llvm",
         description=f"this machine's CPU ({cpu}, {bits}-bit SIMD, all cores)",
@@ -64,7 +99,8 @@ def _host() -> Target:
         family="cpu",
         vector_bits=bits,
         vector_registers=registers,
-        aliases=("host", "x86", "native"),
+        space="aarch64" if _ON_AARCH64 else "cpu",
+        aliases=_HOST_NAMES[1:],
     )
 
 
@@ -72,54 +108,143 @@ _PRESETS: dict[str, Target] = {}
 
 
 def register_target(target: Target) -> Target:
+    """Make ``target`` (and its aliases) resolvable by name."""
     for name in (target.name, *target.aliases):
         _PRESETS[name] = target
     return target
 
 
+def _aarch64(name: str, mcpu: str | None, what: str) -> Target:
+    tvm_json: dict[str, Any] = {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}
+    if mcpu:
+        tvm_json["mcpu"] = mcpu
+    tvm_json["mattr"] = ["+neon"]
+    return Target(
+        name=name,
+        description=f"{what}, NEON 128-bit",
+        tvm=tvm_json,
+        family="cpu",
+        vector_bits=128,
+        vector_registers=32,  # v0-v31
+        cross_compiler=None if _ON_AARCH64 else "aarch64-linux-gnu-gcc",
+        runs_here=_ON_AARCH64,
+        space="aarch64",
+        emulator=None if _ON_AARCH64 else "qemu-aarch64",
+    )
+
+
+# Representative part per architecture: (sm, SMs, part name).
+_CUDA_ARCHS = (
+    (70, 80, "V100"),
+    (75, 40, "T4"),
+    (80, 108, "A100"),
+    (86, 84, "A40 / RTX 3090"),
+    (89, 58, "L4"),
+    (90, 132, "H100 SXM"),
+)
+_CUDA_DEFAULT_SM = 80  # Ampere: the oldest architecture of today's data-centre GPUs
+
+
+def _cuda(name: str, sm: int, sms: int, part: str) -> Target:
+    return Target(
+        name=name,
+        description=f"NVIDIA sm_{sm} ({part}), CUDA C compiled when loaded on the GPU",
+        tvm={"kind": "cuda", "arch": f"sm_{sm}"},
+        family="cuda",
+        vector_bits=128,  # float4 loads
+        vector_registers=255,  # per thread; the CUDA space does not tile by it
+        runs_here=False,  # the module needs a CUDA driver and a GPU
+        space="cuda",
+        gpu=GpuInfo(sm=sm, multiprocessors=sms),
+    )
+
+
+def _register_presets() -> None:
+    register_target(_aarch64("aarch64", None, "generic AArch64 (ARMv8-A)"))
+    for core in ("a53", "a72", "a76"):
+        register_target(_aarch64(f"cortex-{core}", f"cortex-{core}", f"Arm Cortex-{core.upper()}"))
+    default = next(arch for arch in _CUDA_ARCHS if arch[0] == _CUDA_DEFAULT_SM)
+    register_target(_cuda("cuda", *default))
+    for sm, sms, part in _CUDA_ARCHS:
+        register_target(_cuda(f"cuda-sm{sm}", sm, sms, part))
+
+
+_register_presets()
+
+
+def target_names() -> list[str]:
+    """Every name ``resolve_target`` accepts (aliases included), sorted."""
+    return sorted({*_HOST_NAMES, *_PRESETS})
+
+
 def list_targets() -> list[Target]:
-    """Every named target, host first."""
-    seen: dict[str, Target] = {"llvm": resolve_target("llvm")}
+    """Every named target, host first (aliases not repeated)."""
+    seen: dict[str, Target] = {"llvm": _host()}
     for target in _PRESETS.values():
         seen.setdefault(target.name, target)
     return list(seen.values())
 
 
+def _unknown(target: Any, why: str) -> SpecError:
+    known = ", ".join(target_names())
+    return SpecError(f"target {target!r} {why} (known: {known}; or a TVM target JSON starting with '{{')")
+
+
 def resolve_target(target: str | dict | Target) -> Target:
-    """A Target from a short name ('llvm', ...), a TVM target JSON string or dict, or a Target."""
+    """A Target from a short name ('llvm', 'aarch64', 'cuda-sm90', ...), a TVM target JSON string or
+    dict, or a Target. Raises SpecError naming the target and listing the known names."""
     if isinstance(target, Target):
         return target
     if isinstance(target, str):
         text = target.strip()
-        if text in ("llvm", "host", "x86", "native"):
+        if text in _HOST_NAMES:
             return _host()
         if text in _PRESETS:
             return _PRESETS[text]
-        if text.startswith("{"):
-            try:
-                target = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise SpecError(f"target {target!r} is not valid JSON: {err}") from None
-        else:
-            known = ", ".join(sorted({"llvm", *_PRESETS}))
-            raise SpecError(f"target {target!r} is unknown (known: {known}; or a TVM target JSON)")
+        if not text.startswith("{"):
+            raise _unknown(target, "is unknown")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise _unknown(target, f"is not valid JSON ({err})") from None
+        return _from_json(data, target)
     if isinstance(target, dict):
-        return _from_json(target)
-    raise SpecError(f"target must be a name, a TVM target JSON or a Target, got {target!r}")
+        return _from_json(target, target)
+    raise _unknown(target, f"is a {type(target).__name__}, not a name, a TVM target JSON or a Target")
 
 
-def _from_json(data: dict[str, Any]) -> Target:
-    kind = data.get("kind")
+def _from_json(data: Any, given: Any) -> Target:
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        raise _unknown(given, 'is not a TVM target JSON object with a "kind"')
+    _check_with_tvm(data, given)
+    base = _base_for(data, given)
+    return replace(base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data),
+                   aliases=())
+
+
+def _base_for(data: dict[str, Any], given: Any) -> Target:
+    """The named target whose attributes (vector width, linker, space) a custom JSON inherits."""
+    kind = data["kind"]
     if kind == "llvm":
-        host = _host()
-        if "mtriple" in data and "aarch64" in str(data["mtriple"]) and platform.machine() != "aarch64":
-            base = _PRESETS.get("aarch64")
-            if base is None:
-                raise SpecError(f"target {data!r}: AArch64 is not available in this build")
-            return replace(base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data))
-        return replace(host, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data),
-                       aliases=())
-    if kind == "cuda" and "cuda" in _PRESETS:
-        return replace(_PRESETS["cuda"], name="custom", description=f"custom: {json.dumps(data)}",
-                       tvm=dict(data), aliases=())
-    raise SpecError(f"target {data!r}: kind {kind!r} is not supported (llvm, cuda)")
+        triple = str(data.get("mtriple", ""))
+        if triple.startswith(("aarch64", "arm64")):
+            return _PRESETS["aarch64"]
+        if triple and not triple.startswith("x86_64"):
+            raise _unknown(given, f"has mtriple {triple!r}: only x86_64 and aarch64 are supported")
+        return _host()
+    if kind == "cuda":
+        arch = str(data.get("arch", f"sm_{_CUDA_DEFAULT_SM}"))
+        sm = arch.removeprefix("sm_")
+        return _PRESETS.get(f"cuda-sm{sm}", _PRESETS["cuda"])
+    raise _unknown(given, f"has kind {kind!r}: supported kinds are llvm and cuda")
+
+
+def _check_with_tvm(data: dict[str, Any], given: Any) -> None:
+    """TVM's own check of the JSON's options, turned into a SpecError."""
+    from .tvm_backend._tvm import tvm
+
+    try:
+        tvm.target.Target(data)
+    except (ValueError, RuntimeError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _unknown(given, f"is rejected by TVM: {first}") from None
