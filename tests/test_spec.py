@@ -161,3 +161,13 @@ def test_bad_spec_files(tmp_path, text, words):
 def test_chain_infers_input_shapes():
     net = chain((1, 16, 16, 8), [{"out_channels": 16}, {"strides": 2, "out_channels": 32}])
     assert net.layers[1].input_shape == (1, 16, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1.toml", "rgb_multiplier.toml", "xception_entry.json"])
+def test_example_specs_load(name):
+    from tests.conftest import ROOT
+
+    net = load_spec(ROOT / "examples" / name)
+    assert len(net) >= 1
+    if name == "mobilenet_v1.toml":
+        assert net.layers == mobilenet_v1().layers

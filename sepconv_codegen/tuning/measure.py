@@ -74,9 +74,11 @@ class LocalRunner:
     recorded as failed.
     """
 
-    def __init__(self, timeout: float = 120.0, threads: int | None = None) -> None:
+    def __init__(self, timeout: float = 120.0, threads: int | None = None,
+                 measure=measure_candidate) -> None:
         self.timeout = timeout
         self.threads = threads
+        self._measure = measure  # a picklable function with measure_candidate's signature
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -100,7 +102,7 @@ class LocalRunner:
                 check: bool = False):
         """Yield one Measurement per candidate, in order, as each finishes."""
         for knobs in candidates:
-            future = self._executor().submit(measure_candidate, layer.to_dict(), target,
+            future = self._executor().submit(self._measure, layer.to_dict(), target,
                                              knobs.to_dict(), repeat, check, self.threads)
             try:
                 data = future.result(timeout=self.timeout)

@@ -1,0 +1,141 @@
+"""The tuner: records every trial, resumes, survives crashing and hanging candidates and killed
+sessions, and build() uses what it found."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing import get_context
+
+import pytest
+
+import sepconv_codegen as sc
+from sepconv_codegen.schedule.knobs import Knobs
+from sepconv_codegen.targets import resolve_target
+from sepconv_codegen.tuning.database import Database, Record
+from sepconv_codegen.tuning.measure import LocalRunner
+from sepconv_codegen.tuning.tuner import tune
+from tests import tuning_helpers
+from tests.conftest import ROOT, assert_matches_reference, random_arrays
+
+NET = sc.Network((
+    sc.SeparableConv2D(name="a", input_shape=(1, 10, 10, 8), out_channels=16),
+    sc.SeparableConv2D(name="b", input_shape=(1, 10, 10, 16), strides=2, channel_multiplier=2,
+                       out_channels=24, bias=True, activation="relu"),
+))
+
+
+def trial_records(path):
+    return [r for r in Database(path).records() if r.stage == "trial"]
+
+
+def test_tune_records_every_trial_resumes_and_build_uses_it(tmp_path):
+    db = tmp_path / "db.jsonl"
+    results = tune(NET, "llvm", database=db, trials=3)
+    assert [r.trials for r in results] == [3, 3]
+    assert len(trial_records(db)) == 6
+    confirmed = [r for r in Database(db).records() if r.stage == "confirmed"]
+    assert {r.workload for r in confirmed} == {layer.workload_key for layer in NET}
+    assert all(r.versions["tvm"] and r.seconds > 0 for r in confirmed)
+
+    again = tune(NET, "llvm", database=db, trials=5)  # resume: only the 2 missing trials per layer
+    assert [r.resumed for r in again] == [3, 3] and [r.trials for r in again] == [5, 5]
+    records = trial_records(db)
+    assert len(records) == 10
+    assert len({(r.workload, r.knobs) for r in records}) == 10  # no candidate measured twice
+
+    layer = NET.layers[1]
+    kernel = sc.build(layer, database=db)
+    assert kernel.schedule_source.startswith("tuned")
+    best = min((r for r in Database(db).records() if r.workload == layer.workload_key
+                and r.stage == "confirmed"), key=lambda r: r.seconds)
+    assert kernel.knobs == best.knobs
+    arrays = random_arrays(layer)
+    assert_matches_reference(layer, kernel(*arrays[:3], bias=arrays[3]), arrays)
+
+
+def test_crashing_candidates_are_recorded_and_skipped(tmp_path):
+    db = tmp_path / "db.jsonl"
+    layer = NET.layers[0]
+    runner = LocalRunner(measure=tuning_helpers.crash_on_unfused)
+    try:
+        (result,) = tune(layer, "llvm", database=db, trials=8, runner=runner)
+    finally:
+        runner.close()
+    records = trial_records(db)
+    crashed = [r for r in records if not r.knobs.fused]
+    assert crashed and all(r.status == "failed" and "crashed" in r.error for r in crashed)
+    assert result.failed == len(crashed) and result.best is not None and result.best.fused
+
+
+def test_hanging_candidates_time_out(tmp_path):
+    db = tmp_path / "db.jsonl"
+    layer = NET.layers[0]
+    target = resolve_target("llvm")
+    runner = LocalRunner(timeout=20, measure=tuning_helpers.hang_on_unfused)
+    unfused = Knobs(tile_w=8, px=4, oc=16, vec=target.lanes("float32"), fused=False)
+    try:
+        (m,) = list(runner.measure(layer, target, [unfused]))
+        (ok,) = list(runner.measure(layer, target, [unfused.__class__(**{**unfused.to_dict(), "fused": True})]))
+    finally:
+        runner.close()
+    assert m.seconds is None and "timed out" in m.error
+    assert ok.error is None and ok.seconds > 0
+
+
+def test_bad_trials_value():
+    with pytest.raises(sc.SpecError, match="trials"):
+        tune(NET, database="unused.jsonl", trials=0)
+
+
+def _append_many(path, tag, count):
+    db = Database(path)
+    knobs = Knobs()
+    for i in range(count):
+        db.append(Record(workload=f"{tag}-{i}", target="t", knobs=knobs, status="ok", seconds=1.0,
+                         error="x" * 3000))
+
+
+def test_concurrent_writers_never_interleave(tmp_path):
+    path = tmp_path / "db.jsonl"
+    ctx = get_context("spawn")
+    workers = [ctx.Process(target=_append_many, args=(path, tag, 150)) for tag in "xyz"]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 450
+    assert all(json.loads(line)["status"] == "ok" for line in lines)
+
+
+def test_torn_last_line_is_skipped(tmp_path):
+    path = tmp_path / "db.jsonl"
+    _append_many(path, "w", 2)
+    with open(path, "a") as handle:
+        handle.write('{"workload": "half')  # what a kill mid-write could leave
+    assert len(list(Database(path).records())) == 2
+
+
+def test_killed_session_loses_nothing_and_resumes(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text('[[layer]]\nname = "a"\ninput_shape = [1, 10, 10, 8]\nout_channels = 16\n')
+    db = tmp_path / "db.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "sepconv_codegen", "tune", str(spec), "--trials", "12", "--db", str(db)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(trial_records(db)) < 3:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = trial_records(db)
+    assert 3 <= len(before) < 12
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = trial_records(db)
+    assert len(after) == 12 and {r.knobs for r in before} <= {r.knobs for r in after}
+    assert f"{len(before):>7}" in done.stdout  # the summary's "resumed" column
