@@ -1,0 +1,232 @@
+"""The plan of one C kernel: every number the templates print, worked out here.
+
+Templates only fill in these values; tile arithmetic (clamping tiles to the output, which register
+tile sizes occur at the edges, the scratch size) lives in this module so it can be tested and read
+in one place.
+
+The C path reads these knobs: tile_h, tile_w (spatial tile of the fused loop), px, oc (register
+tile of the pointwise step), fused and order. ``vec`` only constrains ``oc``; ``unroll`` and ``pad``
+steer the TVM schedules: the C register tiles are always unrolled, and padding is always handled by
+clamping each output pixel's range of filter taps to the input.
+
+order "channels_outer" copies one panel of the pointwise filter (C*M rows x oc columns) into
+scratch per tile and runs every pixel of the tile past it. Read in place, a panel's rows lie O
+floats apart (4 KB at O = 1024), so they fall into a handful of L1/L2 cache sets and miss every
+time; the contiguous copy stays in cache. "pixels_outer" reads the filter in place (no panel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..naming import kernel_name
+from ..schedule.knobs import Knobs
+from ..spec import SeparableConv2D, SpecError
+
+__all__ = [
+    "FLOAT_BYTES",
+    "INTRINSIC_PATHS",
+    "IntrinsicPath",
+    "KernelPlan",
+    "default_c_knobs",
+    "make_plan",
+    "peak_ram_bytes",
+]
+
+FLOAT_BYTES = 4
+
+
+@dataclass(frozen=True)
+class IntrinsicPath:
+    """An ISA whose register tiles are written in intrinsics (templates/_tile_<name>.c.j2).
+
+    The generated file selects it when the compiler's predefined macros satisfy ``condition``
+    (and -DSEPCONV_GENERIC is not given); otherwise the portable C body is compiled.
+    """
+
+    name: str
+    description: str
+    condition: str
+    header: str
+    lanes: int
+
+    @property
+    def macro(self) -> str:
+        return f"USE_{self.name.upper()}"
+
+    def offsets(self, channels: int) -> tuple[int, ...]:
+        """Offsets of the vectors in a register tile row of ``channels`` floats."""
+        return tuple(range(0, channels, self.lanes))
+
+
+INTRINSIC_PATHS = (
+    IntrinsicPath("avx2", "AVX2+FMA (x86-64, -mavx2 -mfma or -march=native)",
+                  "defined(__AVX2__) && defined(__FMA__)", "immintrin.h", lanes=8),
+    IntrinsicPath("neon", "NEON (AArch64)", "defined(__ARM_NEON) && defined(__aarch64__)",
+                  "arm_neon.h", lanes=4),
+)
+
+
+def default_c_knobs(layer: SeparableConv2D) -> Knobs:
+    """Knobs for the C kernel when none are given, derived from the layer's shape.
+
+    Register tile px=4 pixels x oc=16 channels: with AVX2 that is 4*2 accumulators + 2 filter
+    vectors + 1 broadcast = 11 of the 16 ymm registers; with NEON 4*4 + 4 + 1 = 21 of 32. Layers
+    with fewer than 16 output channels get oc=8, so that most channels still take the vector path.
+    Spatial tile: whole rows of up to 16 pixels, and as many rows as make about 16 pixels
+    (14x14 -> 1x14, 7x7 -> 3x7), never the whole output: each packed filter panel (C*M x 16
+    floats) then serves at least 4 register tiles, and the tile's intermediate (<= 16*C*M floats)
+    stays a fraction of the whole one.
+    Loop order channels_outer: a packed filter panel per tile (see the module docstring).
+    """
+    _, oh, ow, out_channels = layer.output_shape
+    oc = 16 if out_channels >= 16 else 8
+    tile_w = min(16, ow)
+    tile_h = max(1, min(-(-16 // tile_w), oh // 2))
+    return Knobs(tile_h=tile_h, tile_w=tile_w, px=min(4, tile_w), oc=oc, vec=8, fused=True,
+                 order="channels_outer", unroll=True, pad="inline")
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """What one emitted kernel does and how, in the numbers its templates print.
+
+    tile_h, tile_w    the spatial tile, clamped to the output
+    px, oc            the register tile: px pixels (along a tile row) x oc output channels
+    pixel_counts      every number of pixels a register tile covers (px, and the shorter tiles at
+                      the end of a tile row), largest first: one specialised function each;
+                      empty when no output channels are left for whole register tiles
+    full_channels     output channels covered by whole oc blocks; the rest (fewer than oc) go
+                      through the generic edge tile
+    panel_floats      scratch for the packed filter panel (C*M x oc, channels_outer), else 0
+    intermediate_floats  scratch for the intermediate: one tile when fused, all of it if not
+    """
+
+    function: str
+    layer: SeparableConv2D
+    knobs: Knobs
+    tile_h: int
+    tile_w: int
+    px: int
+    oc: int
+    pixel_counts: tuple[int, ...]
+    full_channels: int
+    panel_floats: int
+    intermediate_floats: int
+
+    @property
+    def fused(self) -> bool:
+        return self.knobs.fused
+
+    @property
+    def channels_outer(self) -> bool:
+        return self.knobs.order == "channels_outer"
+
+    @property
+    def packs_panel(self) -> bool:
+        return self.panel_floats > 0
+
+    @property
+    def scratch_floats(self) -> int:
+        """The scratch buffer: [panel_floats][intermediate_floats]."""
+        return self.panel_floats + self.intermediate_floats
+
+    @property
+    def scratch_bytes(self) -> int:
+        return self.scratch_floats * FLOAT_BYTES
+
+    @property
+    def edge_channels(self) -> int:
+        return self.layer.out_channels - self.full_channels
+
+    @property
+    def intrinsic_paths(self) -> tuple[IntrinsicPath, ...]:
+        """The ISAs whose vectors tile a register tile row exactly (oc a multiple of the lanes)."""
+        return tuple(path for path in INTRINSIC_PATHS if self.oc % path.lanes == 0)
+
+    @property
+    def constants(self) -> dict[str, int]:
+        """The geometry the C source names (as macros local to the file), in print order."""
+        layer = self.layer
+        n, h, w, c = layer.input_shape
+        _, oh, ow, o = layer.output_shape
+        (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+        (pad_top, _), (pad_left, _) = layer.pads
+        return {
+            "BATCH": n, "IN_H": h, "IN_W": w, "IN_C": c,
+            "MULTIPLIER": layer.channel_multiplier, "DW_C": layer.depthwise_channels,
+            "OUT_H": oh, "OUT_W": ow, "OUT_C": o,
+            "KERNEL_H": kh, "KERNEL_W": kw, "STRIDE_H": sh, "STRIDE_W": sw,
+            "DILATION_H": dh, "DILATION_W": dw, "PAD_TOP": pad_top, "PAD_LEFT": pad_left,
+            "TILE_H": self.tile_h, "TILE_W": self.tile_w, "TILE_PX": self.px, "TILE_OC": self.oc,
+            "FULL_C": self.full_channels,
+            # Row stride of the filter the register tiles read: the packed panel's, or the filter's.
+            "FILTER_STRIDE": self.oc if self.packs_panel else o,
+        }
+
+
+def _pixel_counts(out_w: int, tile_w: int, px: int) -> tuple[int, ...]:
+    """Register tile widths that occur: whole px groups and the remainder of each tile row."""
+    row_lengths = {tile_w, out_w % tile_w} - {0}
+    counts = set()
+    for length in row_lengths:
+        if length >= px:
+            counts.add(px)
+        if length % px:
+            counts.add(length % px)
+    return tuple(sorted(counts, reverse=True))
+
+
+def make_plan(layer: SeparableConv2D, knobs: Knobs | None = None) -> KernelPlan:
+    """The plan for ``layer`` with ``knobs`` (None: :func:`default_c_knobs`)."""
+    if not isinstance(layer, SeparableConv2D):
+        raise SpecError(f"layer must be a SeparableConv2D, got {type(layer).__name__}")
+    if layer.dtype != "float32":
+        raise SpecError(
+            f"layer {layer.name!r} has dtype {layer.dtype!r}: the C backend emits float32 kernels only"
+        )
+    if knobs is None:
+        knobs = default_c_knobs(layer)
+    elif not isinstance(knobs, Knobs):
+        raise SpecError(f"knobs must be a Knobs, got {type(knobs).__name__}")
+    n, oh, ow, out_channels = layer.output_shape
+    tile_h, tile_w = min(knobs.tile_h, oh), min(knobs.tile_w, ow)
+    px = min(knobs.px, tile_w)
+    intermediate_pixels = tile_h * tile_w if knobs.fused else n * oh * ow
+    full_channels = out_channels - out_channels % knobs.oc
+    packs_panel = knobs.order == "channels_outer" and full_channels > 0
+    return KernelPlan(
+        function=kernel_name(layer, "c", knobs),
+        layer=layer,
+        knobs=knobs,
+        tile_h=tile_h,
+        tile_w=tile_w,
+        px=px,
+        oc=knobs.oc,
+        pixel_counts=_pixel_counts(ow, tile_w, px) if full_channels else (),
+        full_channels=full_channels,
+        panel_floats=layer.depthwise_channels * knobs.oc if packs_panel else 0,
+        intermediate_floats=intermediate_pixels * layer.depthwise_channels,
+    )
+
+
+def peak_ram_bytes(plan: KernelPlan) -> dict[str, int]:
+    """RAM the layer needs while it runs, in bytes: with this kernel, and computed unfused.
+
+    kernel: input + output + this kernel's scratch (one tile of the intermediate when fused).
+    unfused: input + the whole intermediate [N, OH, OW, C*M] + output.
+    Weights are constant and usually live in flash, so neither counts them.
+    """
+    layer = plan.layer
+    tensors = _elements(layer.input_shape) + _elements(layer.output_shape)
+    return {
+        "kernel": (tensors + plan.scratch_floats) * FLOAT_BYTES,
+        "unfused": (tensors + _elements(layer.intermediate_shape)) * FLOAT_BYTES,
+    }
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count

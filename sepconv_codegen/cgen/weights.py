@@ -1,0 +1,116 @@
+"""Weights baked into a C kernel: read, checked against the layer, printed as C float literals."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..spec import SeparableConv2D, SpecError
+
+__all__ = ["BakedTensor", "bake", "load_weights", "weight_names", "weight_shapes"]
+
+VALUES_PER_LINE = 8
+
+
+@dataclass(frozen=True)
+class BakedTensor:
+    """One weight tensor as the C template prints it: a name, an element count, literal lines."""
+
+    name: str
+    size: int
+    lines: tuple[str, ...]
+
+
+def weight_names(layer: SeparableConv2D) -> tuple[str, ...]:
+    """The tensors a layer's weights consist of, in ABI order."""
+    names = ("depthwise_filter", "pointwise_filter")
+    return names + ("bias",) if layer.bias else names
+
+
+def weight_shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
+    """Each weight tensor's TF-layout shape, in ABI order."""
+    shapes = {
+        "depthwise_filter": layer.depthwise_filter_shape,
+        "pointwise_filter": layer.pointwise_filter_shape,
+        "bias": layer.bias_shape,
+    }
+    return {name: shapes[name] for name in weight_names(layer)}
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise SpecError(f"weights file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise SpecError(f"weights file {str(path)!r} is not a readable .npz archive: {err}") from None
+
+
+def load_weights(layer: SeparableConv2D, weights: Any) -> dict[str, np.ndarray]:
+    """The layer's weights from a .npz path, a mapping or a tuple (dw, pw[, bias]), checked.
+
+    Every tensor must be float32 with the layer's TF-layout shape and finite values; a missing,
+    unexpected or malformed tensor is a SpecError naming its key.
+    """
+    names = weight_names(layer)
+    if isinstance(weights, (str, os.PathLike)):
+        given = _read_npz(Path(weights))
+    elif isinstance(weights, Mapping):
+        given = dict(weights)
+    elif isinstance(weights, (tuple, list)):
+        if len(weights) != len(names):
+            raise SpecError(
+                f"weights given as a sequence must hold {len(names)} arrays ({', '.join(names)}) "
+                f"for layer {layer.name!r}, got {len(weights)}"
+            )
+        given = dict(zip(names, weights))
+    else:
+        raise SpecError(
+            f"weights must be a .npz path, a mapping or a tuple of arrays, got {type(weights).__name__}"
+        )
+    unexpected = sorted(set(given) - set(names))
+    if unexpected:
+        raise SpecError(
+            f"weights[{unexpected[0]!r}] is not a weight of layer {layer.name!r} "
+            f"(expected keys: {', '.join(names)})"
+        )
+    shapes = weight_shapes(layer)
+    return {name: _checked(layer, name, given, shapes[name]) for name in names}
+
+
+def _checked(layer: SeparableConv2D, name: str, given: dict, shape: tuple[int, ...]) -> np.ndarray:
+    if name not in given:
+        raise SpecError(f"weights[{name!r}] is missing: layer {layer.name!r} needs shape {shape}")
+    value = given[name]
+    if not isinstance(value, np.ndarray):
+        raise SpecError(f"weights[{name!r}] must be a numpy array, got {type(value).__name__}")
+    if value.dtype != np.float32:
+        raise SpecError(
+            f"weights[{name!r}] has dtype {value.dtype}; C kernels take float32 "
+            "(convert with .astype('float32'))"
+        )
+    if value.shape != shape:
+        raise SpecError(f"weights[{name!r}] has shape {value.shape}, layer {layer.name!r} needs {shape}")
+    if not np.isfinite(value).all():
+        raise SpecError(f"weights[{name!r}] holds NaN or infinite values")
+    return value
+
+
+def bake(weights: dict[str, np.ndarray]) -> list[BakedTensor]:
+    """Each tensor as C float literals, VALUES_PER_LINE to a line, exact (shortest round trip)."""
+    baked = []
+    for name, array in weights.items():
+        literals = [f"{value!s}f," for value in array.reshape(-1)]
+        lines = tuple(
+            " ".join(literals[start : start + VALUES_PER_LINE])
+            for start in range(0, len(literals), VALUES_PER_LINE)
+        )
+        baked.append(BakedTensor(name, len(literals), lines))
+    return baked
