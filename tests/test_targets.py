@@ -1,0 +1,154 @@
+"""Target names, aliases and raw TVM JSON; their attributes; the targets command; NEON knobs."""
+
+import json
+import platform
+
+import pytest
+
+from sepconv_codegen import SeparableConv2D as L
+from sepconv_codegen import SpecError
+from sepconv_codegen.cli import main
+from sepconv_codegen.schedule import aarch64 as neon_space
+from sepconv_codegen.schedule import cpu as cpu_space
+from sepconv_codegen.schedule import cuda as cuda_space
+from sepconv_codegen.targets import list_targets, resolve_target, target_names
+
+ON_X86 = platform.machine().lower() in ("x86_64", "amd64")
+AARCH64_NAMES = ("aarch64", "cortex-a53", "cortex-a72", "cortex-a76")
+CUDA_NAMES = ("cuda", "cuda-sm70", "cuda-sm75", "cuda-sm80", "cuda-sm86", "cuda-sm89", "cuda-sm90")
+
+
+@pytest.mark.parametrize("name", ["llvm", "host", "x86", "native"])
+def test_host_names_are_one_target(name):
+    target = resolve_target(name)
+    assert target.name == "llvm" and target.family == "cpu" and target.runs_here
+    assert target.tvm["kind"] == "llvm" and target.tvm["mcpu"] not in ("native", "generic")
+    assert target.schedule_space() is (neon_space if not ON_X86 else cpu_space)
+
+
+@pytest.mark.parametrize("name", AARCH64_NAMES)
+def test_aarch64_presets(name):
+    target = resolve_target(name)
+    assert target.tvm["mtriple"] == "aarch64-linux-gnu" and target.tvm["mattr"] == ["+neon"]
+    assert target.tvm.get("mcpu") == (None if name == "aarch64" else name)
+    assert (target.vector_bits, target.vector_registers, target.lanes("float32")) == (128, 32, 4)
+    assert target.family == "cpu" and target.schedule_space() is neon_space
+    if ON_X86:
+        assert target.cross_compiler == "aarch64-linux-gnu-gcc"
+        assert target.runs_here is False and target.emulator == "qemu-aarch64"
+
+
+@pytest.mark.parametrize("name", CUDA_NAMES)
+def test_cuda_presets(name):
+    target = resolve_target(name)
+    sm = 80 if name == "cuda" else int(name.removeprefix("cuda-sm"))
+    assert target.tvm == {"kind": "cuda", "arch": f"sm_{sm}"}
+    assert target.family == "cuda" and target.schedule_space() is cuda_space
+    assert target.gpu.sm == sm and target.gpu.multiprocessors > 0 and not target.runs_here
+    assert target.lanes("float32") == 4  # float4 loads
+
+
+def test_every_listed_target_resolves_by_each_of_its_names():
+    targets = list_targets()
+    assert targets[0].name == "llvm"
+    listed = {name for t in targets for name in (t.name, *t.aliases)}
+    assert listed == set(target_names())
+    assert {*AARCH64_NAMES, *CUDA_NAMES} <= listed
+    for target in targets:
+        for name in (target.name, *target.aliases):
+            assert resolve_target(name) == target
+        assert json.loads(target.key) == target.tvm  # the tuning-database key is the JSON
+        assert target.schedule_file.startswith(target.tvm["kind"] + "-")
+
+
+def test_raw_json_string_and_dict_inherit_the_matching_preset():
+    text = '{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a55"}'
+    from_text = resolve_target(text)
+    from_dict = resolve_target(json.loads(text))
+    assert from_text == from_dict
+    assert from_text.name == "custom" and from_text.tvm["mcpu"] == "cortex-a55"
+    assert from_text.vector_bits == 128 and from_text.schedule_space() is neon_space
+    host = resolve_target({"kind": "llvm", "mcpu": "skylake-avx512"})
+    assert host.family == "cpu" and host.tvm == {"kind": "llvm", "mcpu": "skylake-avx512"}
+    gpu = resolve_target('{"kind": "cuda", "arch": "sm_90"}')
+    assert gpu.family == "cuda" and gpu.gpu.sm == 90 and gpu.tvm["arch"] == "sm_90"
+
+
+def test_a_target_object_passes_through():
+    target = resolve_target("cortex-a72")
+    assert resolve_target(target) is target
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("cortex-a99", "is unknown"),
+    ("cuda-sm100", "is unknown"),
+    ("", "is unknown"),
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "is unknown"),
+    ('{"mcpu": "znver3"}', 'with a "kind"'),
+    ('{"kind": "llvm", "bogus": 1}', "rejected by TVM"),
+    ('{"kind": "rocm"}', "supported kinds are llvm and cuda"),
+    ('{"kind": "llvm", "mtriple": "riscv64-linux-gnu"}', "only x86_64 and aarch64"),
+    (42, "is a int"),
+    (None, "is a NoneType"),
+])
+def test_unknown_or_malformed_targets_name_themselves_and_list_the_known(bad, says):
+    with pytest.raises(SpecError) as err:
+        resolve_target(bad)
+    message = str(err.value)
+    assert says in message and repr(bad) in message
+    assert "cortex-a53" in message and "cuda-sm90" in message and "llvm" in message
+
+
+def test_targets_command_prints_a_table(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    for column in ("name", "description", "TVM target JSON", "vector bits", "runs here?"):
+        assert column in header
+    for name in (*AARCH64_NAMES, *CUDA_NAMES, "llvm"):
+        assert any(line.split()[0].rstrip(",") == name for line in out.splitlines()[2:] if line)
+    assert '{"kind":"cuda","arch":"sm_90"}' in out
+    line = next(li for li in out.splitlines() if li.startswith("cortex-a53 "))
+    assert "128" in line and ("no (qemu-aarch64)" in line if ON_X86 else "yes" in line)
+
+
+def test_targets_command_json(capsys):
+    assert main(["targets", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by_name = {d["name"]: d for d in data}
+    assert by_name["aarch64"]["vector_registers"] == 32
+    assert by_name["cuda-sm86"]["tvm"] == {"kind": "cuda", "arch": "sm_86"}
+
+
+def test_unknown_target_on_the_command_line_is_one_line_and_status_2(capsys):
+    assert main(["build", "--target", "cortex-a99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cortex-a99" in err and "cortex-a53" in err
+
+
+# ---- NEON knobs ---------------------------------------------------------------------------------
+
+NEON = resolve_target("aarch64")
+
+
+@pytest.mark.parametrize("layer, tile", [
+    (L(input_shape=(1, 56, 56, 128), out_channels=128), (4, 16)),  # MobileNet block 3
+    (L(input_shape=(1, 7, 7, 1024), out_channels=1024), (4, 16)),
+    (L(input_shape=(1, 9, 9, 8), out_channels=10), (4, 12)),  # 3 vectors cover 10 channels
+    (L(input_shape=(1, 3, 3, 8), out_channels=3), (3, 4)),  # 3 output columns, one vector
+])
+def test_neon_default_register_tile(layer, tile):
+    knobs = neon_space.default_knobs(layer, NEON)
+    assert (knobs.px, knobs.oc) == tile and knobs.vec == 4 and knobs.px <= knobs.tile_w
+    vectors = knobs.oc // knobs.vec
+    assert knobs.px * vectors + vectors + 1 <= NEON.vector_registers
+
+
+def test_neon_space_has_its_default_first_and_is_the_cpu_space():
+    layer = L(input_shape=(1, 14, 14, 32), strides=2, out_channels=64)
+    space = neon_space.search_space(layer, NEON)
+    assert space[0] == neon_space.default_knobs(layer, NEON)
+    assert set(space[1:]) <= set(cpu_space.search_space(layer, NEON))
+    assert len(set(space)) == len(space) and all(k.vec == 4 for k in space)
+    assert neon_space.search_space(layer, NEON, limit=5) == space[:5]
