@@ -25,7 +25,9 @@ print(json.dumps({"name": kernel.name, "layer": kernel.layer.to_dict(), "source"
 def test_export_and_load_in_a_new_process(tmp_path, monkeypatch):
     layer = sc.SeparableConv2D(name="exported", input_shape=(1, 9, 9, 6), channel_multiplier=2,
                                out_channels=10, strides=2, bias=True, activation="relu6")
-    kernel = sc.build(layer)
+    # Packed pointwise panels: the loader must repack from the knobs stored in the library.
+    knobs = sc.Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, pack=True)
+    kernel = sc.build(layer, knobs=knobs)
     path = kernel.export(tmp_path / "k.so")
     arrays = random_arrays(layer)
     np.savez(tmp_path / "in.npz", x=arrays[0], dw=arrays[1], pw=arrays[2], b=arrays[3])

@@ -13,59 +13,79 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import Knobs
 
-__all__ = ["default_knobs", "search_space"]
+__all__ = ["default_knobs", "register_tiles", "search_space"]
+
+# The pointwise filter is packed into panels when it holds at least this many values: below it,
+# the TF-layout rows of a panel are close enough not to collide in L1.
+PACK_THRESHOLD = 64 * 1024
 
 
-def _register_tiles(vector_registers: int, lanes: int, out_channels: int) -> list[tuple[int, int]]:
-    """(px, oc) register tiles that fit the vector register file.
+def _divisors(n: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
-    The pointwise inner loop holds px * (oc/lanes) accumulators, loads oc/lanes filter vectors and
-    broadcasts one intermediate value at a time, so it needs
-        px * v + v + 1 <= registers,   v = oc / lanes.
-    With 16 registers (AVX2) that allows 4x3, 6x2 and 14x1 vectors; with 32 (AVX-512, NEON) 6x4,
-    9x3 and 14x2.
+
+def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -> list[tuple[int, int]]:
+    """(px, oc) register tiles that fit the vector register file and leave no ragged tail.
+
+    The pointwise inner loop holds px * v accumulators (v = oc / lanes vectors), loads v filter
+    vectors and broadcasts one intermediate value at a time, so it needs
+        px * v + v + 1 <= registers.
+    With 16 registers (AVX2): 7x1, 6x2 (4x2), 4x3; with 32 (AVX-512, NEON): 14x2, 9x3, 6x4.
+    px must divide the tile width and oc the output channels (or cover them): a tail there is
+    a predicate inside the reduction loop, which keeps accumulators in memory (2-4x slower).
     """
-    max_v = max(1, -(-out_channels // lanes))
     tiles = []
+    max_v = max(1, -(-out_channels // lanes))
     for v in range(1, min(max_v, 4) + 1):
-        px = (vector_registers - 1 - v) // v
-        for p in sorted({px, max(1, px - 2), 4, 2} & set(range(1, px + 1))):
-            tiles.append((p, v * lanes))
-    return tiles
+        oc = v * lanes
+        if out_channels % oc and oc < out_channels:
+            continue
+        budget = (target.vector_registers - 1 - v) // v
+        for px in _divisors(tile_w, budget):
+            if px >= min(4, tile_w) or px == tile_w:
+                tiles.append((px, oc))
+    return tiles or [(1, lanes)]
+
+
+def _tile_widths(ow: int) -> list[int]:
+    widths = [d for d in _divisors(ow, 112) if d >= 4 or d == ow]
+    return widths[-4:]  # the widest few: narrow tiles redo the depthwise halo for little gain
+
+
+def _score(knobs: Knobs) -> tuple:
+    """Preference among register tiles: most FMAs per loaded value, then more pixels."""
+    v = knobs.oc // knobs.vec
+    return (knobs.px * v / (knobs.px + v), knobs.px)
 
 
 def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     """Knobs derived from the layer's shape and the target's register file, before any tuning.
 
-    Register tile: 4 pixels x 2 vectors (4*2 + 2 + 1 = 11 registers of 16) left the most headroom
-    for address arithmetic; it was the best tile on every MobileNetV1 block we timed in a grid
-    (AMD EPYC znver3, 1 thread: block3 1.57 ms = 70 GFLOP/s, block1 1.11 ms = 53 GFLOP/s).
-    Spatial tile: one output row of 8 pixels keeps the tile's depthwise result (8*C*M values, 32 KB
-    at C*M = 1024) in L1/L2 while the pointwise step reads it once per channel block.
-    Loop order: a panel of the pointwise filter is reused across the tile's pixels when the filter
-    is large (C*M*O over 64K values), the depthwise rows otherwise.
+    Register tile: the tile with the most FMAs per loaded value among those that fit the register
+    file and divide the tile (register_tiles): 4 px x 2 vectors = 11 of 16 ymm registers on AVX2
+    where the width allows it, 7x1 on the 7- and 14-wide MobileNet layers (14x1 would take all
+    16 registers, and spilled).
+    Spatial tile: one row (up to 56 pixels): the tile's depthwise result (tile_w*C*M values, 56 KB
+    at 56x256) stays in L2 while each channel block of the pointwise step reads it.
+    Packing and loop order: a pointwise filter over 64K values is packed into panels and read
+    panel by panel (channels_outer), so one 2-4 KB panel stays in L1 while the tile's pixels
+    stream past it (AMD EPYC znver3, 1 thread, 7x7x1024: 26 -> 50-60 GFLOP/s).
     """
     lanes = target.lanes(layer.dtype)
     _, _, ow, o = layer.output_shape
-    vectors = 2 if o > lanes else 1
-    px = min(4 if target.vector_registers <= 16 else 6, ow)
-    big_filter = layer.depthwise_channels * o > 64 * 1024
-    return Knobs(
-        tile_h=1,
-        tile_w=min(8, ow),
-        px=px,
-        oc=vectors * lanes,
-        vec=lanes,
-        fused=True,
-        order="channels_outer" if big_filter else "pixels_outer",
-        unroll=True,
-        pad="inline",
-    )
-
-
-def _spatial_tiles(size: int) -> list[int]:
-    candidates = {size, 4, 7, 8, 14, 16, 28, 32, 56}
-    return sorted(t for t in candidates if t <= size)
+    tile_w = max(d for d in _divisors(ow, 56))
+    if tile_w < 4:
+        tile_w = ow
+    # One register short of the file: the 16th of 16 (14x1 on 14-wide layers) made LLVM spill.
+    candidates = [Knobs(tile_h=1, tile_w=tile_w, px=px, oc=oc, vec=lanes)
+                  for px, oc in register_tiles(target, lanes, tile_w, o)
+                  if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
+    candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
+    best = max(candidates, key=_score)
+    big = layer.depthwise_channels * o >= PACK_THRESHOLD
+    return Knobs(tile_h=1, tile_w=tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
+                 order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",
+                 pack=big)
 
 
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0) -> list[Knobs]:
@@ -73,18 +93,19 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
     lanes = target.lanes(layer.dtype)
     _, oh, ow, o = layer.output_shape
     points = set()
-    for (px, oc), th, tw, order, fused, pad in itertools.product(
-        _register_tiles(target.vector_registers, lanes, o),
-        sorted({1, 2, 4} & set(range(1, oh + 1))) or [1],
-        _spatial_tiles(ow),
-        ("pixels_outer", "channels_outer"),
-        (True, False),
-        ("inline", "stage"),
-    ):
-        if px > tw or (pad == "stage" and not fused):
-            continue
-        points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
-                         unroll=True, pad=pad))
+    for tw in _tile_widths(ow):
+        for (px, oc), th, order, fused, pad, pack in itertools.product(
+            register_tiles(target, lanes, tw, o),
+            [d for d in _divisors(oh, 8) if d in (1, 2, 4, 7, 8)] or [1],
+            ("pixels_outer", "channels_outer"),
+            (True, False),
+            ("inline", "stage"),
+            (True, False),
+        ):
+            if pad == "stage" and not fused:
+                continue
+            points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
+                             unroll=True, pad=pad, pack=pack))
     default = default_knobs(layer, target)
     rest = sorted(points - {default}, key=lambda k: tuple(str(v) for v in k.to_dict().values()))
     random.Random(seed).shuffle(rest)

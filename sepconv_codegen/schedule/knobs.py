@@ -35,6 +35,10 @@ class Knobs:
     unroll          unroll the register tile loops
     pad             "inline": padding folded into the depthwise loads as a predicate;
                     "stage": the padded tile is materialised first
+    pack            the pointwise filter is repacked once, when the weights are bound, into
+                    panels [ceil(O/oc), C*M, oc] that the register tile reads contiguously (in
+                    TF layout a panel's rows are O floats apart: at O >= 512 they fall into a
+                    few L1 sets and evict each other)
     """
 
     tile_h: int = 1
@@ -46,6 +50,7 @@ class Knobs:
     order: str = "pixels_outer"
     unroll: bool = True
     pad: str = "inline"
+    pack: bool = False
 
     def __post_init__(self) -> None:
         for name in ("tile_h", "tile_w", "px", "oc", "vec"):
@@ -58,7 +63,7 @@ class Knobs:
             raise SpecError(f"knob order must be one of {LOOP_ORDERS}, got {self.order!r}")
         if self.pad not in PAD_MODES:
             raise SpecError(f"knob pad must be one of {PAD_MODES}, got {self.pad!r}")
-        for name in ("fused", "unroll"):
+        for name in ("fused", "unroll", "pack"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(f"knob {name} must be true or false, got {getattr(self, name)!r}")
 

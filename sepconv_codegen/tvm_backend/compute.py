@@ -4,7 +4,8 @@ No schedule here: sizes come from the layer, nothing is assumed about the target
 
     X    [N, H, W, C]          input
     DW   [KH, KW, C, M]        depthwise filter
-    PW   [1, 1, C*M, O]        pointwise filter
+    PW   [1, 1, C*M, O]        pointwise filter (TF layout), or, packed for a register tile of
+                               `pack` channels, [ceil(O/pack), C*M, pack] (see pack_pointwise)
     B    [O]                   bias (only when layer.bias)
     out  [N, OH, OW, O]
 
@@ -39,8 +40,15 @@ def accumulate_dtype(dtype: str) -> str:
     return "float32" if dtype == "float16" else dtype
 
 
-def separable_compute(layer: SeparableConv2D) -> LayerCompute:
-    """The TE graph of ``layer``: TF's separable_conv2d, then bias and activation."""
+def packed_pointwise_shape(layer: SeparableConv2D, pack: int) -> tuple[int, int, int]:
+    return (-(-layer.out_channels // pack), layer.depthwise_channels, pack)
+
+
+def separable_compute(layer: SeparableConv2D, pack: int | None = None) -> LayerCompute:
+    """The TE graph of ``layer``: TF's separable_conv2d, then bias and activation.
+
+    pack: when set, PW is taken pre-packed in panels of `pack` output channels.
+    """
     n, h, w, c = layer.input_shape
     _, oh, ow, o = layer.output_shape
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
@@ -50,7 +58,17 @@ def separable_compute(layer: SeparableConv2D) -> LayerCompute:
 
     x = te.placeholder((n, h, w, c), dtype, name="X")
     dwf = te.placeholder((kh, kw, c, m), dtype, name="DW")
-    pwf = te.placeholder((1, 1, cm, o), dtype, name="PW")
+    if pack:
+        pwf = te.placeholder(packed_pointwise_shape(layer, pack), dtype, name="PW")
+
+        def weight(r_, k_):
+            return pwf[k_ // pack, r_, k_ % pack]
+    else:
+        pwf = te.placeholder((1, 1, cm, o), dtype, name="PW")
+
+        def weight(r_, k_):
+            return pwf[0, 0, r_, k_]
+
     inputs = [x, dwf, pwf]
 
     source = x
@@ -74,7 +92,7 @@ def separable_compute(layer: SeparableConv2D) -> LayerCompute:
         inter = te.compute(inter.shape, lambda *i: inter(*i).astype(dtype).astype(acc), name="dw_round")
     r = te.reduce_axis((0, cm), "r")
     point = te.compute(
-        (n, oh, ow, o), lambda b, i, j, k: te.sum(inter[b, i, j, r] * pwf[0, 0, r, k].astype(acc), axis=r),
+        (n, oh, ow, o), lambda b, i, j, k: te.sum(inter[b, i, j, r] * weight(r, k).astype(acc), axis=r),
         name="pw",
     )
 

@@ -16,6 +16,7 @@ from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from . import elfmeta
 from ._tvm import cpu_device, tvm
+from .schedule_cpu import register_channels
 
 META_SECTION = ".sepconv_meta"
 
@@ -26,6 +27,15 @@ def compile_schedule(sch, target: Target):
 
 
 ALIGNMENT = 64  # TVM's default data alignment; it shares (does not copy) arrays aligned to it
+
+
+def pack_pointwise(pointwise: np.ndarray, pack: int) -> np.ndarray:
+    """[1, 1, C*M, O] -> [ceil(O/pack), C*M, pack] panels, zero-padded past O (compute.py)."""
+    cm, o = pointwise.shape[2:]
+    panels = -(-o // pack)
+    padded = np.zeros((cm, panels * pack), dtype=pointwise.dtype)
+    padded[:, :o] = pointwise[0, 0]
+    return np.ascontiguousarray(padded.reshape(cm, panels, pack).transpose(1, 0, 2))
 
 
 def _as_tensor(array: np.ndarray, device):
@@ -52,12 +62,17 @@ class TVMKernel(Kernel):
         self._module = module
         self._func = module["main"]
         self._device = cpu_device()
+        # Knobs with pack: the kernel reads the pointwise filter in panels, packed here once per
+        # bind (per call for __call__), as inference runtimes pack constant weights at load.
+        self._pack = register_channels(layer, knobs) if knobs is not None and knobs.pack else None
 
     def _tensors(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple[list, Any, bool]:
         """TVM tensors over the arrays: shared when 64-byte aligned, else copies.
 
         Returns (inputs, output, whether the output is shared with ``out``).
         """
+        if self._pack:
+            arrays = [arrays[0], arrays[1], pack_pointwise(arrays[2], self._pack), *arrays[3:]]
         args = [_as_tensor(a, self._device) for a in arrays]
         result = _as_tensor(out, self._device)
         shared = _shares(result, out)

@@ -29,28 +29,23 @@ def _has_block(sch: Schedule, name: str) -> bool:
         return False
 
 
-PACK = False
-
-
 def _split(sch, loop, factor: int):
     return sch.split(loop, [None, factor])
 
 
+def register_channels(layer: SeparableConv2D, knobs: Knobs) -> int:
+    """Output channels of the register tile: knobs.oc, capped at O rounded up to a vector."""
+    return min(knobs.oc, -(-layer.out_channels // knobs.vec) * knobs.vec)
+
+
 def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     """A TensorIR schedule of ``layer`` shaped by ``knobs``; raises on a schedule TVM rejects."""
-    sch = Schedule(separable_compute(layer).prim_func())
-    out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
     _, _, ow, o = layer.output_shape
     tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
-    oc = min(knobs.oc, -(-o // knobs.vec) * knobs.vec)
+    oc = register_channels(layer, knobs)
+    sch = Schedule(separable_compute(layer, pack=oc if knobs.pack else None).prim_func())
+    out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
 
-    if PACK:
-        oc_ = oc
-        packed = sch.cache_read(pw, 1, "global")
-        sch.transform_layout(packed, ("write", 0), lambda a, b, r, k_: (k_ // oc_, r, k_ % oc_),
-                             pad_value=0.0)
-        loops = sch.get_loops(packed)
-        sch.parallel(sch.fuse(*loops[:-1])) if len(loops) > 1 else None
     n, h, w, k = sch.get_loops(out)
     ho, hi = _split(sch, h, min(knobs.tile_h, layer.output_shape[1]))
     wo, wi = _split(sch, w, tile_w)
