@@ -30,5 +30,7 @@ def shipped_schedules(filename: str) -> Path | None:
     folder = _folder("sepconv_codegen._schedules", "schedules")
     if folder is None:
         return None
+    if not filename:
+        return folder
     path = folder / filename
     return path if path.is_file() else None

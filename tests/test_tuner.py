@@ -12,6 +12,7 @@ from multiprocessing import get_context
 import pytest
 
 import sepconv_codegen as sc
+import sepconv_codegen.tvm_backend._tvm  # noqa: F401  (sc.tvm_backend._tvm below)
 from sepconv_codegen.schedule.knobs import Knobs
 from sepconv_codegen.targets import resolve_target
 from sepconv_codegen.tuning.database import Database, Record
@@ -139,3 +140,18 @@ def test_killed_session_loses_nothing_and_resumes(tmp_path):
     after = trial_records(db)
     assert len(after) == 12 and {r.knobs for r in before} <= {r.knobs for r in after}
     assert f"{len(before):>7}" in done.stdout  # the summary's "resumed" column
+
+
+def test_records_from_another_tvm_or_cpu_are_not_applied(tmp_path):
+    layer = NET.layers[0]
+    target = resolve_target("llvm")
+    db = Database(tmp_path / "db.jsonl")
+    knobs = Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8)
+    db.append(Record(workload=layer.workload_key, target=target.key, knobs=knobs, status="ok",
+                     seconds=1e-6, versions={"tvm": "0.1.0"}, stage="confirmed"))
+    other_cpu = json.dumps({**target.tvm, "mcpu": "some-other-cpu"}, sort_keys=True, separators=(",", ":"))
+    db.append(Record(workload=layer.workload_key, target=other_cpu, knobs=knobs, status="ok",
+                     seconds=1e-6, versions={"tvm": sc.tvm_backend._tvm.tvm.__version__}, stage="confirmed"))
+    kernel = sc.build(layer, database=db.path)
+    assert kernel.schedule_source.startswith("default") and "TVM 0.1.0" in kernel.schedule_source
+    assert kernel.knobs != knobs

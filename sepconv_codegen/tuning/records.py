@@ -18,16 +18,25 @@ def shipped_database(target: Target) -> Database | None:
     return Database(path, source=f"shipped ({path.name})") if path is not None else None
 
 
+def _no_shipped_file(target: Target) -> str:
+    folder = shipped_schedules("")
+    have = sorted(p.stem for p in folder.glob("*.jsonl")) if folder is not None else []
+    return (f"no shipped schedules for {target.schedule_file[:-6]}"
+            + (f" (shipped: {', '.join(have)})" if have else ""))
+
+
 def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[Record | None, str]:
     """(fastest usable record, "") or (None, why nothing was used)."""
     databases = []
     if database is not None:
         databases.append(database if isinstance(database, Database) else Database(Path(database)))
     shipped = shipped_database(target)
+    why = ""
     if shipped is not None:
         databases.append(shipped)
+    elif database is None:
+        why = _no_shipped_file(target)
     current = versions()
-    why = ""
     for db in databases:
         records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
         usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
