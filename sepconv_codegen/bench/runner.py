@@ -1,0 +1,210 @@
+"""run_benchmark(): our kernels against the peers, layer by layer, at each thread count.
+
+Ours is built once per layer; then, at each thread count and for each layer, each peer is built,
+every implementation's output is checked against the float64 reference, and all are timed
+interleaved (timing.py). A peer that is missing, cannot express the layer, fails or computes a wrong answer is
+reported with the reason and left out of "best peer"; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..reference import reference
+from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
+from . import ours as ours_module
+from .machine import machine_info
+from .peers import PEER_NAMES, Bound, get_peer
+from .results import BenchResult, ImplResult, LayerRun
+from .roofline import Roofline, measure_roofline
+from .timing import interleaved
+
+__all__ = ["run_benchmark", "relative_error", "TOLERANCE"]
+
+# Max |got - reference| / max(1, max |reference|) an implementation may show.
+TOLERANCE = {"float32": 1e-4, "float64": 1e-10, "float16": 2e-3}
+DEFAULT_RUNS = 30
+MIN_RUNS_ADVISED = 20
+SETTLE_S = 0.02  # > the ~10 ms an OpenMP (torch) pool spins after a call, see timing.py
+IMPLS = ("tvm", "c")
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max(1, max |want|); inf for a wrong shape or a non-finite value."""
+    got = np.asarray(got)
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return float("inf")
+    scale = max(1.0, float(np.abs(want).max()))
+    return float(np.abs(got.astype(np.float64) - want).max()) / scale
+
+
+def as_network(network: Network | SeparableConv2D | None) -> Network:
+    """None -> MobileNetV1's blocks; a single layer -> a one-layer network."""
+    if network is None:
+        return mobilenet_v1()
+    if isinstance(network, SeparableConv2D):
+        return Network((network,), name=network.name)
+    if isinstance(network, Network):
+        return network
+    raise SpecError(f"network must be a Network or a SeparableConv2D, got {type(network).__name__}")
+
+
+def random_arrays(layer: SeparableConv2D, seed: int) -> list[np.ndarray]:
+    """input, dw, pw[, bias] uniform in [-1, 1], in the layer's dtype."""
+    rng = np.random.default_rng(seed)
+    shapes = [layer.input_shape, layer.depthwise_filter_shape, layer.pointwise_filter_shape]
+    if layer.bias:
+        shapes.append(layer.bias_shape)
+    return [rng.uniform(-1, 1, size=s).astype(layer.dtype) for s in shapes]
+
+
+def parse_threads(threads: Iterable[int] | str) -> tuple[int, ...]:
+    """(1, 2) or '1,2' -> (1, 2); SpecError for anything not a list of positive integers."""
+    items = threads.split(",") if isinstance(threads, str) else list(threads)
+    parsed = []
+    for item in items:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
+            raise SpecError(f"threads must be positive integers like 1,2, got {threads!r}")
+        parsed.append(int(text))
+    if not parsed:
+        raise SpecError(f"threads must name at least one thread count, got {threads!r}")
+    return tuple(dict.fromkeys(parsed))
+
+
+def _check_options(impl: str, runs: int, peers: Iterable[str], database) -> tuple[str, ...]:
+    if impl not in IMPLS:
+        raise SpecError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise SpecError(f"runs must be a positive integer, got {runs!r}")
+    names = tuple(dict.fromkeys(peers))
+    for name in names:
+        if name not in PEER_NAMES:
+            raise SpecError(f"unknown peer {name!r} (known: {', '.join(PEER_NAMES)})")
+    if database is not None and not Path(database).is_file():
+        raise SpecError(f"database {str(database)!r} does not exist")
+    return names
+
+
+def _check(bound: Bound, want: np.ndarray, dtype: str) -> tuple[float, bool]:
+    bound()
+    error = relative_error(bound.output(), want)
+    return error, error <= TOLERANCE[dtype]
+
+
+def _prepare(name: str, make: Callable[[], Bound], want: np.ndarray, dtype: str) -> tuple[ImplResult, Bound | None]:
+    """Build one implementation and check its output; failures become the result's reason."""
+    try:
+        bound = make()
+        error, ok = _check(bound, want, dtype)
+    except Exception as err:  # a peer's own failure is a result to report, not a crash
+        return ImplResult(name, failure=f"{type(err).__name__}: {err}".splitlines()[0]), None
+    return ImplResult(name, error=error, ok=ok, notes=bound.notes, details=bound.details), bound
+
+
+def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> LayerRun:
+    """Build, check and time every implementation of one layer at one thread count."""
+    results: dict[str, ImplResult] = {}
+    bound: dict[str, Bound] = {}
+    if ours.failure:
+        results["ours"] = ImplResult("ours", failure=ours.failure)
+    else:
+        results["ours"], bound["ours"] = _prepare("ours", lambda: ours.bind(arrays, threads),
+                                                  want, layer.dtype)
+    for peer in peers:
+        reason = peer.unsupported_reason(layer)
+        if reason:
+            results[peer.name] = ImplResult(peer.name, failure=reason)
+            continue
+        results[peer.name], bound[peer.name] = _prepare(
+            peer.name, lambda: peer.build(layer, arrays, threads), want, layer.dtype)
+    bound = {name: b for name, b in bound.items() if b is not None}
+    samples = interleaved({n: b.run for n, b in bound.items()}, rounds=settings["runs"],
+                          warmup=settings["warmup"], settle_s=settings["settle_s"],
+                          warm_calls=settings["warm_calls"])
+    for name, s in samples.items():
+        results[name].samples = s
+    return LayerRun(layer, threads, results)
+
+
+def run_benchmark(
+    network: Network | SeparableConv2D | None = None,
+    threads: Iterable[int] | str = (1, 2),
+    peers: Iterable[str] = PEER_NAMES,
+    impl: str = "tvm",
+    runs: int = DEFAULT_RUNS,
+    *,
+    database: str | os.PathLike | None = None,
+    warmup: int = 2,
+    settle_s: float = SETTLE_S,
+    warm_calls: int = 1,
+    seed: int = 0,
+    roofline: Roofline | None = None,
+    log: Callable[[str], None] | None = None,
+    on_run: Callable[[LayerRun], None] | None = None,
+) -> BenchResult:
+    """Benchmark ``network`` (default: MobileNetV1's 13 separable blocks) against the peers.
+
+    threads: thread counts to run at, e.g. (1, 2). peers: names from PEER_NAMES; a peer whose
+    package is missing is skipped with the reason (see ``BenchResult.skipped``). impl: "tvm"
+    (sepconv_codegen.build(layer, "llvm", database=...)) or "c" (build(layer, "c")). runs: timed
+    rounds (medians over them; 20 or more advised). roofline: a Roofline measured before
+    (default: measured now, about a second). log: called with one-line messages (skips,
+    warnings); on_run: called with each LayerRun as soon as it is timed.
+
+    This process's TVM thread pool is told to spin at most about a millisecond when idle
+    (TVM_THREAD_POOL_SPIN_COUNT, unless already set; it only takes effect if no TVM kernel has run
+    in this process yet), for the reason given in timing.py.
+    """
+    log = log or (lambda message: None)
+    network = as_network(network)
+    thread_counts = parse_threads(threads)
+    names = _check_options(impl, runs, peers, database)
+    if runs < MIN_RUNS_ADVISED:
+        log(f"note: {runs} rounds; medians of fewer than {MIN_RUNS_ADVISED} are noisy")
+    if impl == "tvm":
+        ours_module.bound_tvm_spinning()
+    available, skipped = [], {}
+    for name in names:
+        peer = get_peer(name)
+        reason = peer.unavailable_reason()
+        if reason:
+            skipped[name] = reason
+            log(reason)
+        else:
+            available.append(peer)
+    settings = {"runs": runs, "warmup": warmup, "settle_s": settle_s, "warm_calls": warm_calls,
+                "seed": seed, "tolerance": TOLERANCE, "impl": impl,
+                "database": str(database) if database is not None else None,
+                "tvm_thread_pool_spin_count": os.environ.get("TVM_THREAD_POOL_SPIN_COUNT")}
+    if roofline is None:
+        roofline = measure_roofline(thread_counts)
+    elif any(t not in roofline.bandwidth for t in thread_counts):
+        raise SpecError(f"the roofline given was measured for threads {sorted(roofline.bandwidth)}, "
+                        f"not {list(thread_counts)}")
+    prepared = []
+    reported: set[str] = set()
+    for index, layer in enumerate(network):
+        arrays = random_arrays(layer, seed + index)
+        want = reference(layer, *arrays[:3], arrays[3] if layer.bias else None)
+        ours = ours_module.build_ours(layer, impl, database)
+        if ours.failure and ours.failure not in reported:
+            reported.add(ours.failure)
+            log(f"ours ({impl}): {ours.failure}")
+        prepared.append((layer, arrays, want, ours))
+    runs_done: list[LayerRun] = []
+    for t in thread_counts:
+        for layer, arrays, want, ours in prepared:
+            run = _run_layer_at(layer, arrays, want, t, ours, available, settings)
+            run.bound_s = roofline.bound_seconds(layer, t)
+            run.threads_effective = ours.threads_in_effect
+            runs_done.append(run)
+            if on_run:
+                on_run(run)
+    versions = {p.name: p.version() for p in available}
+    return BenchResult(network.name, impl, thread_counts, names, skipped, runs_done, roofline,
+                       machine_info(versions), settings)

@@ -1,0 +1,89 @@
+"""Interleaved timing: every implementation once per round, in a rotating order, medians.
+
+Interleaving spreads whatever else the machine is doing (other users, frequency changes) over all
+implementations alike, where timing one after the other would hand all of a noisy minute to one of
+them. Rotating the order keeps any one implementation from always running right after the same
+other one.
+
+Thread pools are the catch. After a call, each runtime's idle workers spin for a while before they
+sleep (TVM by default yield-spins for about a second; ONNX Runtime and OpenMP for milliseconds), and
+on a small machine a pool still spinning steals cores from whichever implementation runs next.
+So each timed call may be preceded by a pause (``settle_s``: the previous implementation's workers
+go to sleep) and untimed calls (``warm_calls``: this implementation's own pool and caches are hot,
+as in a network whose layers run back to back). The timed call is then that implementation alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+__all__ = ["Samples", "interleaved"]
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Seconds per call of one implementation, one value per round."""
+
+    name: str
+    seconds: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds)
+
+    @property
+    def max(self) -> float:
+        return max(self.seconds)
+
+    def to_dict(self) -> dict:
+        return {"median_s": self.median, "min_s": self.min, "max_s": self.max,
+                "rounds": len(self.seconds)}
+
+
+def rotation(names: list[str], round_index: int) -> list[str]:
+    """The order of round ``round_index``: the list rotated left by round_index places."""
+    k = round_index % len(names)
+    return names[k:] + names[:k]
+
+
+def interleaved(
+    calls: Mapping[str, Callable[[], object]],
+    rounds: int,
+    warmup: int = 2,
+    settle_s: float = 0.0,
+    warm_calls: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> dict[str, Samples]:
+    """Time each call once per round for ``rounds`` rounds after ``warmup`` untimed rounds.
+
+    Before each timed call: sleep ``settle_s`` seconds, then make ``warm_calls`` untimed calls.
+    Returns name -> Samples with exactly ``rounds`` values. A call that raises propagates: the
+    caller decides whether an implementation that fails is excluded.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    names = list(calls)
+    if not names:
+        return {}
+    for r in range(warmup):
+        for name in rotation(names, r):
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in rotation(names, r):
+            call = calls[name]
+            if settle_s > 0:
+                time.sleep(settle_s)
+            for _ in range(warm_calls):
+                call()
+            start = clock()
+            call()
+            samples[name].append((clock() - start) / 1e9)
+    return {name: Samples(name, tuple(values)) for name, values in samples.items()}

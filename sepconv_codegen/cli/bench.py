@@ -1,0 +1,78 @@
+"""`bench`: time our kernels against PyTorch, ONNX Runtime and TFLite on every layer of a spec."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..bench import report
+from ..bench.peers import PEER_NAMES, parse_peer_names
+from ..bench.runner import DEFAULT_RUNS, IMPLS, parse_threads, run_benchmark
+from .common import add_spec_argument, network_from_args
+
+
+def _default_threads() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ",".join(str(t) for t in dict.fromkeys((1, cores)))
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="benchmark our kernels against PyTorch, ONNX Runtime and TFLite",
+        description="Check every implementation against the reference, then time ours and each "
+                    "peer interleaved, layer by layer, at each thread count. Peers need "
+                    "pip install 'sepconv_codegen[bench]'.",
+    )
+    add_spec_argument(parser)
+    parser.add_argument("--threads", default=_default_threads(),
+                        help="comma-separated thread counts (default: 1 and all cores)")
+    parser.add_argument("--vs", default=",".join(PEER_NAMES),
+                        help=f"comma-separated peers: {', '.join(PEER_NAMES)}, or none "
+                             "(default: all)")
+    parser.add_argument("--impl", choices=IMPLS, default="tvm",
+                        help="ours: TVM for this CPU (tvm) or the standalone C kernel (c)")
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS,
+                        help=f"timed rounds per layer; medians (default {DEFAULT_RUNS})")
+    parser.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--png", default=None, metavar="PATH", help="write a chart as PNG")
+    parser.add_argument("--database", default=None, metavar="PATH",
+                        help="a tuning database to take our TVM schedules from")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    threads = parse_threads(args.threads)
+    peers = parse_peer_names(args.vs)
+    network = network_from_args(args)
+    names: list[str] = []
+    current: list[int] = []
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    def on_run(run) -> None:
+        if not current or current[0] != run.threads:
+            if current:
+                print()
+            current[:] = [run.threads]
+            names[:] = list(run.results)
+            print(report.format_header(names, run.threads), flush=True)
+        print(report.format_row(run, names), flush=True)
+
+    print(f"bench {network.name}: {len(network)} layer(s), ours = {args.impl}, "
+          f"peers = {', '.join(peers) or 'none'}, threads = {','.join(map(str, threads))}, "
+          f"{args.runs} rounds", flush=True)
+    result = run_benchmark(network, threads, peers, args.impl, args.runs, database=args.database,
+                           log=log, on_run=on_run)
+    print()
+    print(report.describe_machine(result))
+    print(report.format_summary(result))
+    if args.json:
+        print(f"wrote {report.write_json(result, args.json)}")
+    if args.png:
+        from ..bench.chart import write_png
+
+        print(f"wrote {write_png(result, args.png)}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,246 @@
+"""The peer benchmark: every peer computes the layer exactly, the timer interleaves, the CLI works.
+
+Peers whose package is missing are skipped with the pip command as the reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sepconv_codegen import SeparableConv2D, SpecError
+from sepconv_codegen.bench import PEER_NAMES, run_benchmark
+from sepconv_codegen.bench.peers import get_peer, parse_peer_names
+from sepconv_codegen.bench.roofline import Roofline, layer_bytes
+from sepconv_codegen.bench.runner import parse_threads, relative_error
+from sepconv_codegen.bench.timing import interleaved, rotation
+from sepconv_codegen.cli import main
+
+from tests.conftest import assert_matches_reference, random_arrays
+
+# Small layers that exercise what the peers must express with their own padding rules.
+LAYERS = {
+    # SAME, stride 2 on an even size: TF pads (0, 1), which symmetric padding gets wrong.
+    "same_s2_asym_m2_bias_relu6": SeparableConv2D(
+        input_shape=(1, 10, 12, 6), strides=2, channel_multiplier=2, out_channels=7,
+        bias=True, activation="relu6", name="same_s2"),
+    # Explicit asymmetric pads and dilation: a PAD op in TFLite, F.pad plus conv padding in torch.
+    "explicit_pads_dilation2_relu": SeparableConv2D(
+        input_shape=(1, 9, 8, 5), padding=((1, 2), (0, 1)), dilation=2, out_channels=4,
+        activation="relu", name="explicit"),
+    # SAME stride 1, odd sizes, M=3, more outputs than depthwise channels.
+    "same_s1_m3": SeparableConv2D(
+        input_shape=(1, 7, 5, 3), channel_multiplier=3, out_channels=11, name="same_s1"),
+}
+
+
+def _available_peer(name: str):
+    peer = get_peer(name)
+    reason = peer.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return peer
+
+
+@pytest.mark.parametrize("layer_id", list(LAYERS))
+@pytest.mark.parametrize("peer_name", PEER_NAMES)
+def test_peer_matches_reference(peer_name: str, layer_id: str) -> None:
+    peer = _available_peer(peer_name)
+    layer = LAYERS[layer_id]
+    arrays = random_arrays(layer, seed=3)
+    for threads in (1, 2):
+        bound = peer.build(layer, arrays, threads)
+        bound()
+        assert_matches_reference(layer, bound.output(), arrays)
+
+
+def test_tflite_runs_under_xnnpack() -> None:
+    peer = _available_peer("tflite")
+    layer = LAYERS["same_s2_asym_m2_bias_relu6"]
+    bound = peer.build(layer, random_arrays(layer), 1)
+    assert bound.details["xnnpack"] is True, bound.notes
+
+
+def test_ours_in_the_benchmark_matches_reference() -> None:
+    from sepconv_codegen.bench.ours import build_ours
+
+    layer = LAYERS["same_s2_asym_m2_bias_relu6"]
+    arrays = random_arrays(layer, seed=5)
+    ours = build_ours(layer, "tvm")
+    assert ours.failure is None, ours.failure
+    bound = ours.bind(arrays, 1)
+    assert ours.threads_in_effect == 1
+    assert_matches_reference(layer, bound.output(), arrays)
+
+
+def test_relative_error_flags_wrong_and_non_finite() -> None:
+    want = np.array([[2.0, -4.0]])
+    assert relative_error(np.array([[2.0, -4.0]]), want) == 0.0
+    assert relative_error(np.array([[2.0, -3.0]]), want) == pytest.approx(0.25)
+    assert relative_error(np.array([[np.nan, -4.0]]), want) == float("inf")
+    assert relative_error(np.zeros((2, 1)), want) == float("inf")
+
+
+class _FakeClock:
+    """A clock in integer nanoseconds that only the fake calls advance."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.log: list[str] = []
+
+    def __call__(self) -> int:
+        return self.now
+
+    def call(self, name: str, cost_ns: int):
+        def run() -> None:
+            self.log.append(name)
+            self.now += cost_ns
+
+        return run
+
+
+def test_interleaved_times_each_call_once_per_round_in_rotating_order() -> None:
+    clock = _FakeClock()
+    calls = {"a": clock.call("a", 3000), "b": clock.call("b", 5000), "c": clock.call("c", 7000)}
+    samples = interleaved(calls, rounds=4, warmup=1, warm_calls=1, clock=clock)
+    assert {n: len(s.seconds) for n, s in samples.items()} == {"a": 4, "b": 4, "c": 4}
+    assert samples["a"].median == pytest.approx(3e-6)
+    assert samples["c"].max == pytest.approx(7e-6)
+    # 1 warm-up round of 3 calls, then per round each name twice (untimed warm call + timed).
+    assert len(clock.log) == 3 + 4 * 3 * 2
+    timed_rounds = clock.log[3:]
+    firsts = [timed_rounds[6 * r] for r in range(4)]
+    assert firsts == ["a", "b", "c", "a"]
+    assert rotation(["a", "b", "c"], 2) == ["c", "a", "b"]
+
+
+def test_interleaved_medians_of_varying_samples() -> None:
+    clock = _FakeClock()
+    costs = iter([10, 1000, 30, 20, 40])
+    calls = {"x": lambda: setattr(clock, "now", clock.now + next(costs))}
+    samples = interleaved(calls, rounds=5, warmup=0, clock=clock)["x"]
+    assert samples.seconds == (1e-8, 1e-6, 3e-8, 2e-8, 4e-8)
+    assert samples.median == pytest.approx(3e-8)
+    assert samples.min == pytest.approx(1e-8)
+
+
+@pytest.mark.parametrize("text", ["0", "a", "", "1,,2", "-1", "1.5", "2,0"])
+def test_bad_threads_are_spec_errors(text: str) -> None:
+    with pytest.raises(SpecError, match="threads"):
+        parse_threads(text)
+
+
+def test_threads_and_peers_parse() -> None:
+    assert parse_threads("1,2") == (1, 2)
+    assert parse_threads([2, 1, 2]) == (2, 1)
+    assert parse_peer_names("torch, tflite") == ("torch", "tflite")
+    assert parse_peer_names("none") == ()
+    with pytest.raises(SpecError, match="unknown peer 'tensorflow'"):
+        parse_peer_names("torch,tensorflow")
+
+
+def test_roofline_bound_is_the_larger_of_compute_and_traffic() -> None:
+    layer = SeparableConv2D(input_shape=(1, 4, 4, 2), out_channels=3)
+    # input 32 + dw 18 + pw 6 + output 48 floats
+    assert layer_bytes(layer) == 4 * (32 + 18 + 6 + 48)
+    roof = Roofline(1e9, "test", {1: 1e6, 2: 1e6}, {1: "t", 2: "t"})
+    assert roof.bound_seconds(layer, 1) == pytest.approx(layer_bytes(layer) / 1e6)
+    fast_memory = Roofline(1e9, "test", {1: 1e15}, {1: "t"})
+    assert fast_memory.bound_seconds(layer, 1) == pytest.approx(layer.flops / 1e9)
+
+
+def test_run_benchmark_api_reports_checks_and_ratios() -> None:
+    layer = LAYERS["same_s2_asym_m2_bias_relu6"]
+    roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
+    result = run_benchmark(layer, threads=(1,), peers=("tflite",), runs=3, roofline=roof)
+    (run,) = result.runs
+    assert run.ours.ok and len(run.ours.samples.seconds) == 3
+    assert run.ours.error <= 1e-5
+    if "tflite" in result.skipped:
+        assert "pip install" in result.skipped["tflite"]
+    else:
+        peer = run.results["tflite"]
+        assert peer.ok and run.best_peer is peer
+        assert run.speedup == pytest.approx(peer.median / run.ours.median)
+    assert run.roofline_fraction == pytest.approx(roof.bound_seconds(layer, 1) / run.ours.median)
+    json.dumps(result.to_dict())
+
+
+def test_impl_c_runs_or_says_why_not() -> None:
+    layer = LAYERS["same_s1_m3"]
+    roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
+    messages: list[str] = []
+    result = run_benchmark(layer, threads=(1,), peers=(), impl="c", runs=2, roofline=roof,
+                           log=messages.append)
+    ours = result.runs[0].ours
+    if ours.failure:
+        assert any("ours (c)" in m for m in messages)
+    else:
+        assert ours.ok, ours.error
+
+
+SPEC = """
+name = "tiny"
+
+[[layer]]
+name = "s2_m2"
+input_shape = [1, 12, 12, 8]
+strides = 2
+channel_multiplier = 2
+out_channels = 16
+bias = true
+activation = "relu6"
+
+[[layer]]
+name = "s1"
+out_channels = 8
+"""
+
+
+def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    status = main(["bench", str(spec), "--threads", "1,2", "--runs", "3",
+                   "--json", str(out_json), "--png", str(out_png)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "total 1t" in printed and "total 2t" in printed
+    data = json.loads(out_json.read_text())
+    assert data["network"] == "tiny" and data["threads"] == [1, 2]
+    assert data["machine"]["cpu"] and data["roofline"]["peak_gflops_per_thread"] > 0
+    assert [(e["layer"], e["threads"]) for e in data["layers"]] == [
+        ("s2_m2", 1), ("s1", 1), ("s2_m2", 2), ("s1", 2)]
+    for entry in data["layers"]:
+        ours = entry["impls"]["ours"]
+        assert ours["status"] == "ok" and ours["error"] <= 1e-4 and ours["rounds"] == 3
+        assert ours["min_s"] <= ours["median_s"] <= ours["max_s"]
+        for name in PEER_NAMES:
+            if name in data["peers_skipped"]:
+                continue
+            assert entry["impls"][name]["status"] == "ok", entry["impls"][name]
+            assert data["machine"]["versions"][f"peer:{name}"]
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--vs", "tensorflow"], "unknown peer 'tensorflow'"),
+    (["--threads", "0"], "threads"),
+    (["--threads", "a"], "threads"),
+    (["--runs", "0"], "runs"),
+    (["--impl", "cuda"], "--impl"),
+    (["--database", "/nonexistent/db.jsonl"], "database"),
+])
+def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    try:
+        status = main(["bench", str(spec), *argv])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
