@@ -5,9 +5,10 @@ tile sizes occur at the edges, the scratch size) lives in this module so it can 
 in one place.
 
 The C path reads these knobs: tile_h, tile_w (spatial tile of the fused loop), px, oc (register
-tile of the pointwise step), fused and order. ``vec`` only constrains ``oc``; ``unroll`` and ``pad``
-steer the TVM schedules: the C register tiles are always unrolled, and padding is always handled by
-clamping each output pixel's range of filter taps to the input.
+tile of the pointwise step), fused and order. ``vec`` only constrains ``oc``; ``unroll``, ``pad``
+and ``pack`` steer the TVM schedules: the C register tiles are always unrolled, padding is always
+handled by clamping each output pixel's range of filter taps to the input, and since a C kernel
+receives its filter on every call, it packs filter panels per tile (below), not once.
 
 order "channels_outer" copies one panel of the pointwise filter (C*M rows x oc columns) into
 scratch per tile and runs every pixel of the tile past it. Read in place, a panel's rows lie O
@@ -28,6 +29,7 @@ __all__ = [
     "INTRINSIC_PATHS",
     "IntrinsicPath",
     "KernelPlan",
+    "c_knobs",
     "default_c_knobs",
     "make_plan",
     "peak_ram_bytes",
@@ -85,6 +87,45 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
     tile_h = max(1, min(-(-16 // tile_w), oh // 2))
     return Knobs(tile_h=tile_h, tile_w=tile_w, px=min(4, tile_w), oc=oc, vec=8, fused=True,
                  order="channels_outer", unroll=True, pad="inline")
+
+
+# Bound on one tile's intermediate (the fused scratch): small enough to stay in a desktop core's
+# L2 cache (512 KB on Zen 3) beside a filter panel while every channel block reads it.
+TILE_BUDGET_BYTES = 128 * 1024
+# Pixels per tile that amortise the panel copy: the copy costs C*M*O reads per tile, the tile's
+# pointwise step P*C*M*O multiply-adds, so P >= 32 keeps the copy around 3% of the work.
+TILE_PIXELS = 32
+
+
+def default_c_knobs(layer: SeparableConv2D) -> Knobs:
+    """Knobs for the C kernel when none are given, derived from the layer's shape.
+
+    Register tile px=4 pixels x oc=16 channels: with AVX2 that is 4*2 accumulators + 2 filter
+    vectors + 1 broadcast = 11 of the 16 ymm registers; with NEON 4*4 + 4 + 1 = 21 of 32. Layers
+    with fewer than 16 output channels get oc=8, so that most channels still take the vector path.
+    Spatial tile: whole output rows (up to 64 pixels), as many as make TILE_PIXELS pixels but at
+    most half the output's rows (so the fused scratch stays well below the whole intermediate),
+    shrunk until the tile's intermediate fits TILE_BUDGET_BYTES. MobileNetV1 224: 1x112 at
+    112x112x32, 2x28 at 28x28x256, 3x14 at 14x14x512, 3x7 at 7x7x1024.
+    Loop order channels_outer: a packed filter panel per tile (see the module docstring).
+    """
+    _, oh, ow, out_channels = layer.output_shape
+    pixel_bytes = layer.depthwise_channels * FLOAT_BYTES
+    oc = 16 if out_channels >= 16 else 8
+    tile_w = max(1, min(ow, 64, TILE_BUDGET_BYTES // pixel_bytes))
+    tile_h = max(1, min(-(-TILE_PIXELS // tile_w), oh // 2,
+                        TILE_BUDGET_BYTES // (pixel_bytes * tile_w)))
+    return Knobs(tile_h=tile_h, tile_w=tile_w, px=min(4, tile_w), oc=oc, vec=8, fused=True,
+                 order="channels_outer", unroll=True, pad="inline")
+
+
+def c_knobs(layer: SeparableConv2D, overrides: dict | None = None) -> Knobs:
+    """The C defaults for ``layer`` with some knobs replaced, e.g. ``{"fused": False}``."""
+    if overrides is None:
+        return default_c_knobs(layer)
+    if not isinstance(overrides, dict):
+        raise SpecError(f"knob overrides must be a mapping of knob names to values, got {overrides!r}")
+    return Knobs.from_dict({**default_c_knobs(layer).to_dict(), **overrides})
 
 
 @dataclass(frozen=True)
@@ -145,6 +186,16 @@ class KernelPlan:
         return tuple(path for path in INTRINSIC_PATHS if self.oc % path.lanes == 0)
 
     @property
+    def depthwise_block(self) -> int:
+        """Input channels whose depthwise sums stay in registers across all taps: about 16
+        accumulators (2 AVX2 or 4 NEON vectors), depthwise_block * M of them."""
+        return min(self.layer.in_channels, max(1, 16 // self.layer.channel_multiplier))
+
+    @property
+    def depthwise_rest(self) -> int:
+        return self.layer.in_channels % self.depthwise_block
+
+    @property
     def constants(self) -> dict[str, int]:
         """The geometry the C source names (as macros local to the file), in print order."""
         layer = self.layer
@@ -155,6 +206,7 @@ class KernelPlan:
         return {
             "BATCH": n, "IN_H": h, "IN_W": w, "IN_C": c,
             "MULTIPLIER": layer.channel_multiplier, "DW_C": layer.depthwise_channels,
+            "DW_BLOCK": self.depthwise_block,
             "OUT_H": oh, "OUT_W": ow, "OUT_C": o,
             "KERNEL_H": kh, "KERNEL_W": kw, "STRIDE_H": sh, "STRIDE_W": sw,
             "DILATION_H": dh, "DILATION_W": dw, "PAD_TOP": pad_top, "PAD_LEFT": pad_left,

@@ -11,9 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import SeparableConv2D, SpecError
+from ..spec import Network, SeparableConv2D, SpecError
 
-__all__ = ["BakedTensor", "bake", "load_weights", "weight_names", "weight_shapes"]
+__all__ = [
+    "BakedTensor", "bake", "load_weights", "network_weights", "read_npz", "weight_names",
+    "weight_shapes",
+]
 
 VALUES_PER_LINE = 8
 
@@ -43,7 +46,7 @@ def weight_shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
     return {name: shapes[name] for name in weight_names(layer)}
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SpecError(f"weights file {str(path)!r} does not exist")
     try:
@@ -61,7 +64,7 @@ def load_weights(layer: SeparableConv2D, weights: Any) -> dict[str, np.ndarray]:
     """
     names = weight_names(layer)
     if isinstance(weights, (str, os.PathLike)):
-        given = _read_npz(Path(weights))
+        given = read_npz(Path(weights))
     elif isinstance(weights, Mapping):
         given = dict(weights)
     elif isinstance(weights, (tuple, list)):
@@ -83,6 +86,32 @@ def load_weights(layer: SeparableConv2D, weights: Any) -> dict[str, np.ndarray]:
         )
     shapes = weight_shapes(layer)
     return {name: _checked(layer, name, given, shapes[name]) for name in names}
+
+
+def network_weights(network: Network, path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Per layer name, that layer's weights from one .npz for a whole network.
+
+    Keys are ``LAYER/depthwise_filter``, ``LAYER/pointwise_filter`` and ``LAYER/bias``; a
+    one-layer network may use the bare names. Every layer must be present; each is checked by
+    :func:`load_weights` when it is used.
+    """
+    archive = read_npz(Path(path))
+    names = {layer.name for layer in network}
+    per_layer: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
+    for key, value in archive.items():
+        layer_name, _, tensor = key.rpartition("/")
+        if not layer_name and len(network) == 1:
+            layer_name = network.layers[0].name
+        if layer_name not in names:
+            raise SpecError(
+                f"weights key {key!r} in {str(path)!r} names no layer of this spec "
+                f"(expected LAYER/depthwise_filter etc. with LAYER one of {', '.join(sorted(names))})"
+            )
+        per_layer[layer_name][tensor] = value
+    missing = [name for name, tensors in per_layer.items() if not tensors]
+    if missing:
+        raise SpecError(f"weights file {str(path)!r} has no tensors for layer {missing[0]!r}")
+    return per_layer
 
 
 def _checked(layer: SeparableConv2D, name: str, given: dict, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,0 +1,122 @@
+"""`python -m sepconv_codegen emit`, run as a user runs it, in a subprocess from the repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sepconv_codegen import SpecError, mobilenet_v1
+from sepconv_codegen.cgen import c_knobs, peak_ram, scratch_bytes
+from sepconv_codegen.specfile import load_spec
+
+from tests.conftest import ROOT
+
+SPEC = """
+name = "tiny"
+[defaults]
+kernel_size = 3
+[[layer]]
+name = "first"
+input_shape = [1, 12, 12, 8]
+out_channels = 16
+[[layer]]
+name = "second"
+strides = 2
+channel_multiplier = 2
+out_channels = 24
+bias = true
+activation = "relu6"
+"""
+
+
+def emit(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "sepconv_codegen", "emit", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def _rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in stdout.splitlines()
+            if re.match(r"^(first|second|block\d+) ", line)}
+
+
+def test_emit_writes_every_layer_and_prints_its_ram(spec, tmp_path):
+    out = tmp_path / "c"
+    done = emit(str(spec), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = _rows(done.stdout)
+    for layer in load_spec(spec):
+        _, function, scratch, ram, unfused, _ = rows[layer.name]
+        assert (out / f"{function}.c").is_file() and (out / f"{function}.h").is_file()
+        assert int(scratch) == scratch_bytes(layer)
+        assert int(ram) == peak_ram(layer)["kernel"] and int(unfused) == peak_ram(layer)["unfused"]
+    assert "wrote 2 kernels (4 files)" in done.stdout
+
+
+def test_emit_defaults_to_mobilenet(tmp_path):
+    done = emit("-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = _rows(done.stdout)
+    assert sorted(rows) == sorted(layer.name for layer in mobilenet_v1())
+    assert all(int(row[3]) < int(row[4]) for row in rows.values())  # fused RAM below unfused
+
+
+def test_knobs_override_the_c_defaults(spec, tmp_path):
+    done = emit(str(spec), "-o", str(tmp_path), "--knobs", '{"fused": false, "order": "pixels_outer"}')
+    assert done.returncode == 0, done.stderr
+    layer = load_spec(spec).layers[0]
+    knobs = c_knobs(layer, {"fused": False, "order": "pixels_outer"})
+    assert int(_rows(done.stdout)["first"][2]) == scratch_bytes(layer, knobs)
+    assert scratch_bytes(layer, knobs) == 4 * int(np.prod(layer.intermediate_shape))
+
+
+def test_weights_are_baked_in_per_layer(spec, tmp_path):
+    arrays = {}
+    for layer in load_spec(spec):
+        arrays[f"{layer.name}/depthwise_filter"] = np.ones(layer.depthwise_filter_shape, np.float32)
+        arrays[f"{layer.name}/pointwise_filter"] = np.ones(layer.pointwise_filter_shape, np.float32)
+        if layer.bias:
+            arrays[f"{layer.name}/bias"] = np.zeros(layer.bias_shape, np.float32)
+    np.savez(tmp_path / "w.npz", **arrays)
+    done = emit(str(spec), "-o", str(tmp_path / "c"), "--weights", str(tmp_path / "w.npz"))
+    assert done.returncode == 0, done.stderr
+    for row in _rows(done.stdout).values():
+        header = (tmp_path / "c" / f"{row[1]}.h").read_text()
+        assert f"int {row[1]}(const float *input, float *output, void *scratch);" in header
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--knobs", "{fused: false}"], "--knobs '{fused: false}' is not valid JSON"),
+    (["--knobs", "[1]"], "--knobs must be a JSON object"),
+    (["--knobs", '{"tile_w": 0}'], "knob tile_w must be a positive integer, got 0"),
+    (["--weights", "missing.npz"], "weights file 'missing.npz' does not exist"),
+])
+def test_bad_options_fail_with_one_line(spec, tmp_path, args, message):
+    done = emit(str(spec), "-o", str(tmp_path), *args)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"sepconv-codegen emit: error: {message}")
+    assert done.stdout == ""
+
+
+def test_weights_for_an_unknown_layer_fail(spec, tmp_path):
+    np.savez(tmp_path / "w.npz", **{"third/bias": np.zeros(3, np.float32)})
+    done = emit(str(spec), "-o", str(tmp_path), "--weights", str(tmp_path / "w.npz"))
+    assert done.returncode == 2 and "names no layer of this spec" in done.stderr
+
+
+def test_c_knobs_rejects_a_non_mapping():
+    with pytest.raises(SpecError, match="mapping"):
+        c_knobs(mobilenet_v1().layers[0], ["fused"])
