@@ -108,6 +108,9 @@ def test_export_so_is_cross_linked_and_carries_the_spec(cross_kernel, tmp_path):
     assert data[:4] == b"\x7fELF" and int.from_bytes(data[18:20], "little") == EM_AARCH64
     meta = elfmeta.read_section(path, META_SECTION)
     assert b'"target": "cortex-a72"' in meta and cross_kernel.name.encode() in meta
+    if not ON_AARCH64:
+        with pytest.raises(SpecError, match="cortex-a72.*cannot load"):
+            sc.load(path)
 
 
 def test_export_tar_and_object_for_linking(cross_kernel, tmp_path):

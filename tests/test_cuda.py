@@ -137,6 +137,12 @@ def test_calling_a_cuda_kernel_is_a_clear_spec_error(kernel):
 def test_export_so_cu_and_json(kernel, tmp_path):
     library = kernel.export(tmp_path / "k.so")
     assert library.read_bytes()[:4] == b"\x7fELF"
+    assert kernel.cuda_source().encode() in library.read_bytes()  # embedded for TVM to compile
+    from sepconv_codegen.tvm_backend._tvm import tvm
+
+    if not tvm.runtime.enabled("cuda"):
+        with pytest.raises(SpecError, match="cuda-sm90.*cannot load"):
+            sc.load(library)
     source = (tmp_path / "k.cu").read_text()
     assert source == kernel.cuda_source()
     config = json.loads((tmp_path / "k.json").read_text())
