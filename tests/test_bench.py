@@ -17,22 +17,33 @@ from sepconv_codegen.bench.roofline import Roofline, layer_bytes
 from sepconv_codegen.bench.runner import parse_threads, relative_error
 from sepconv_codegen.bench.timing import interleaved, rotation
 from sepconv_codegen.cli import main
-
 from tests.conftest import assert_matches_reference, random_arrays
 
 # Small layers that exercise what the peers must express with their own padding rules.
 LAYERS = {
     # SAME, stride 2 on an even size: TF pads (0, 1), which symmetric padding gets wrong.
     "same_s2_asym_m2_bias_relu6": SeparableConv2D(
-        input_shape=(1, 10, 12, 6), strides=2, channel_multiplier=2, out_channels=7,
-        bias=True, activation="relu6", name="same_s2"),
+        input_shape=(1, 10, 12, 6),
+        strides=2,
+        channel_multiplier=2,
+        out_channels=7,
+        bias=True,
+        activation="relu6",
+        name="same_s2",
+    ),
     # Explicit asymmetric pads and dilation: a PAD op in TFLite, F.pad plus conv padding in torch.
     "explicit_pads_dilation2_relu": SeparableConv2D(
-        input_shape=(1, 9, 8, 5), padding=((1, 2), (0, 1)), dilation=2, out_channels=4,
-        activation="relu", name="explicit"),
+        input_shape=(1, 9, 8, 5),
+        padding=((1, 2), (0, 1)),
+        dilation=2,
+        out_channels=4,
+        activation="relu",
+        name="explicit",
+    ),
     # SAME stride 1, odd sizes, M=3, more outputs than depthwise channels.
     "same_s1_m3": SeparableConv2D(
-        input_shape=(1, 7, 5, 3), channel_multiplier=3, out_channels=11, name="same_s1"),
+        input_shape=(1, 7, 5, 3), channel_multiplier=3, out_channels=11, name="same_s1"
+    ),
 }
 
 
@@ -73,6 +84,18 @@ def test_ours_in_the_benchmark_matches_reference() -> None:
     bound = ours.bind(arrays, 1)
     assert ours.threads_in_effect == 1
     assert_matches_reference(layer, bound.output(), arrays)
+
+
+def test_missing_package_makes_a_peer_unavailable_with_the_extra_to_install() -> None:
+    from sepconv_codegen.bench.peers import Peer
+
+    class Missing(Peer):
+        name = "missing"
+        modules = ("sepconv_codegen_no_such_module",)
+
+    reason = Missing().unavailable_reason()
+    assert "sepconv_codegen_no_such_module" in reason
+    assert "pip install 'sepconv_codegen[bench]'" in reason
 
 
 def test_relative_error_flags_wrong_and_non_finite() -> None:
@@ -172,8 +195,9 @@ def test_impl_c_runs_or_says_why_not() -> None:
     layer = LAYERS["same_s1_m3"]
     roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
     messages: list[str] = []
-    result = run_benchmark(layer, threads=(1,), peers=(), impl="c", runs=2, roofline=roof,
-                           log=messages.append)
+    result = run_benchmark(
+        layer, threads=(1,), peers=(), impl="c", runs=2, roofline=roof, log=messages.append
+    )
     ours = result.runs[0].ours
     if ours.failure:
         assert any("ours (c)" in m for m in messages)
@@ -203,8 +227,20 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    status = main(["bench", str(spec), "--threads", "1,2", "--runs", "3",
-                   "--json", str(out_json), "--png", str(out_png)])
+    status = main(
+        [
+            "bench",
+            str(spec),
+            "--threads",
+            "1,2",
+            "--runs",
+            "3",
+            "--json",
+            str(out_json),
+            "--png",
+            str(out_png),
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0
     assert "total 1t" in printed and "total 2t" in printed
@@ -212,7 +248,11 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
     assert data["network"] == "tiny" and data["threads"] == [1, 2]
     assert data["machine"]["cpu"] and data["roofline"]["peak_gflops_per_thread"] > 0
     assert [(e["layer"], e["threads"]) for e in data["layers"]] == [
-        ("s2_m2", 1), ("s1", 1), ("s2_m2", 2), ("s1", 2)]
+        ("s2_m2", 1),
+        ("s1", 1),
+        ("s2_m2", 2),
+        ("s1", 2),
+    ]
     for entry in data["layers"]:
         ours = entry["impls"]["ours"]
         assert ours["status"] == "ok" and ours["error"] <= 1e-4 and ours["rounds"] == 3
@@ -225,14 +265,17 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--vs", "tensorflow"], "unknown peer 'tensorflow'"),
-    (["--threads", "0"], "threads"),
-    (["--threads", "a"], "threads"),
-    (["--runs", "0"], "runs"),
-    (["--impl", "cuda"], "--impl"),
-    (["--database", "/nonexistent/db.jsonl"], "database"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--vs", "tensorflow"], "unknown peer 'tensorflow'"),
+        (["--threads", "0"], "threads"),
+        (["--threads", "a"], "threads"),
+        (["--runs", "0"], "runs"),
+        (["--impl", "cuda"], "--impl"),
+        (["--database", "/nonexistent/db.jsonl"], "database"),
+    ],
+)
 def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -> None:
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)

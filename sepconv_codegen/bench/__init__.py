@@ -1,4 +1,4 @@
-"""The peer benchmark: our kernels against PyTorch, ONNX Runtime and TFLite (XNNPACK), layer by layer.
+"""The peer benchmark: our kernels against PyTorch, ONNX Runtime and TFLite (XNNPACK), per layer.
 
     >>> from sepconv_codegen.bench import run_benchmark
     >>> result = run_benchmark(threads=(1, 2), runs=30)        # MobileNetV1's 13 blocks

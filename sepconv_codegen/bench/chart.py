@@ -45,7 +45,9 @@ def _panel(ax, result: BenchResult, threads: int, names: list[str]) -> None:
             ys.append(run.layer.flops / r.median / 1e9)
             hatches.append("" if r.ok else "//")
         label = f"ours ({result.impl})" if name == OURS else name
-        bars = ax.bar(xs, ys, width, label=label, color=colors[name], edgecolor="white", linewidth=0.3)
+        bars = ax.bar(
+            xs, ys, width, label=label, color=colors[name], edgecolor="white", linewidth=0.3
+        )
         for bar, hatch in zip(bars, hatches):
             bar.set_hatch(hatch)
     tallest = max((b.get_height() for b in ax.patches), default=1.0)
@@ -58,12 +60,24 @@ def _panel(ax, result: BenchResult, threads: int, names: list[str]) -> None:
         if bound is None:
             continue
         shown = min(bound, top * 0.97)
-        ax.hlines(shown, i - 0.42, i + 0.42, colors="black", linewidth=1.2,
-                  linestyles="solid" if bound <= top else "dotted",
-                  label="roofline bound" if i == 0 else None)
+        ax.hlines(
+            shown,
+            i - 0.42,
+            i + 0.42,
+            colors="black",
+            linewidth=1.2,
+            linestyles="solid" if bound <= top else "dotted",
+            label="roofline bound" if i == 0 else None,
+        )
         if bound > top:
-            ax.annotate(f"bound {bound:.0f}", (i, shown), textcoords="offset points",
-                        xytext=(0, -9), ha="center", fontsize=6)
+            ax.annotate(
+                f"bound {bound:.0f}",
+                (i, shown),
+                textcoords="offset points",
+                xytext=(0, -9),
+                ha="center",
+                fontsize=6,
+            )
     ax.set_ylim(0, top)
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels([r.layer.name for r in runs], rotation=45, ha="right", fontsize=8)
@@ -79,20 +93,32 @@ def write_png(result: BenchResult, path: str | os.PathLike) -> Path:
     names = result.impl_names()
     panels = len(result.threads)
     layers = max(len(result.runs_at(t)) for t in result.threads)
-    fig, axes = plt.subplots(panels, 1, figsize=(max(7.0, 0.75 * layers + 3), 3.6 * panels),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        panels, 1, figsize=(max(7.0, 0.75 * layers + 3), 3.6 * panels), squeeze=False
+    )
     for ax, t in zip(axes[:, 0], result.threads):
         _panel(ax, result, t, names)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     top_inches = 0.75
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / fig.get_figheight()))
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=min(len(labels), 6),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1 - 0.3 / fig.get_figheight()),
+    )
     cpu = result.machine.get("cpu", "")
     llvm = result.machine.get("llvm_cpu")
     dtypes = ", ".join(sorted({r.layer.dtype for r in result.runs}))
-    fig.suptitle(f"{result.network}: separable conv layers ({dtypes}) - {cpu}"
-                 + (f" ({llvm})" if llvm else ""), fontsize=10, y=1 - 0.05 / fig.get_figheight(),
-                 va="top")
+    fig.suptitle(
+        f"{result.network}: separable conv layers ({dtypes}) - {cpu}"
+        + (f" ({llvm})" if llvm else ""),
+        fontsize=10,
+        y=1 - 0.05 / fig.get_figheight(),
+        va="top",
+    )
     fig.tight_layout(rect=(0, 0, 1, 1 - top_inches / fig.get_figheight()))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,17 +41,27 @@ def machine_info(peer_versions: dict[str, str]) -> dict:
     from .. import __version__
 
     versions = {"sepconv_codegen": __version__, "python": platform.python_version()}
-    for dist in ("numpy", "apache-tvm", "apache-tvm-ffi", "torch", "onnx", "onnxruntime",
-                 "ai-edge-litert", "matplotlib"):
+    for dist in (
+        "numpy",
+        "apache-tvm",
+        "apache-tvm-ffi",
+        "torch",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+        "matplotlib",
+    ):
         versions[dist] = _version(dist)
     versions.update({f"peer:{name}": v for name, v in peer_versions.items()})
     return {
         "cpu": cpu_model(),
         "llvm_cpu": llvm_cpu(),
         "machine": platform.machine(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "cores_total": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "versions": versions,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

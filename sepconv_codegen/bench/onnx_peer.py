@@ -25,7 +25,7 @@ IR_VERSION = 8
 
 
 def separable_onnx_model(layer: SeparableConv2D, arrays: list[np.ndarray]) -> bytes:
-    """The serialized ONNX model of ``layer`` with these weights as initializers (input X, output Y)."""
+    """The serialized ONNX model of ``layer``, weights as initializers (input X, output Y)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -35,8 +35,9 @@ def separable_onnx_model(layer: SeparableConv2D, arrays: list[np.ndarray]) -> by
     n, h, w, c = layer.input_shape
     (pt, pb), (pl, pr) = layer.pads
     init = [
-        numpy_helper.from_array(np.ascontiguousarray(dw.transpose(2, 3, 0, 1).reshape(cm, 1, kh, kw)),
-                                "W_dw"),
+        numpy_helper.from_array(
+            np.ascontiguousarray(dw.transpose(2, 3, 0, 1).reshape(cm, 1, kh, kw)), "W_dw"
+        ),
         numpy_helper.from_array(np.ascontiguousarray(pw[0, 0].T).reshape(out, cm, 1, 1), "W_pw"),
     ]
     pw_inputs = ["D", "W_pw"]
@@ -45,26 +46,37 @@ def separable_onnx_model(layer: SeparableConv2D, arrays: list[np.ndarray]) -> by
         pw_inputs.append("B_pw")
     last = "Y" if layer.activation is None else "Z"
     nodes = [
-        helper.make_node("Conv", ["X", "W_dw"], ["D"], group=c, kernel_shape=[kh, kw],
-                         strides=list(layer.strides), dilations=list(layer.dilation),
-                         pads=[pt, pl, pb, pr]),
+        helper.make_node(
+            "Conv",
+            ["X", "W_dw"],
+            ["D"],
+            group=c,
+            kernel_shape=[kh, kw],
+            strides=list(layer.strides),
+            dilations=list(layer.dilation),
+            pads=[pt, pl, pb, pr],
+        ),
         helper.make_node("Conv", pw_inputs, [last], kernel_shape=[1, 1]),
     ]
     if layer.activation == "relu":
         nodes.append(helper.make_node("Relu", ["Z"], ["Y"]))
     elif layer.activation == "relu6":
-        init += [numpy_helper.from_array(np.array(v, np.float32), name)
-                 for name, v in (("lo", 0.0), ("hi", 6.0))]
+        init += [
+            numpy_helper.from_array(np.array(v, np.float32), name)
+            for name, v in (("lo", 0.0), ("hi", 6.0))
+        ]
         nodes.append(helper.make_node("Clip", ["Z", "lo", "hi"], ["Y"]))
     _, oh, ow, _ = layer.output_shape
     graph = helper.make_graph(
-        nodes, "separable",
+        nodes,
+        "separable",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [n, c, h, w])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [n, out, oh, ow])],
         initializer=init,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="sepconv_codegen")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sepconv_codegen"
+    )
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -93,8 +105,9 @@ class OnnxRuntimePeer(Peer):
         # the same short budget the benchmark gives TVM's pool, so neither steals cores from the
         # implementation timed after it.
         options.add_session_config_entry("session.intra_op.spin_duration_us", str(IDLE_SPIN_US))
-        session = ort.InferenceSession(separable_onnx_model(layer, arrays), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            separable_onnx_model(layer, arrays), options, providers=["CPUExecutionProvider"]
+        )
         x = np.ascontiguousarray(arrays[0].transpose(0, 3, 1, 2))
         n, oh, ow, o = layer.output_shape
         y = np.empty((n, o, oh, ow), np.float32)

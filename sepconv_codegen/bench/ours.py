@@ -59,8 +59,11 @@ class Ours:
         notes = f"{self.kernel.name} ({self.kernel.schedule_source} schedule)"
         if self.threads_in_effect != threads:
             notes += f"; runs on {self.threads_in_effect} thread(s), not {threads}"
-        details = {"kernel": self.kernel.name, "schedule": self.kernel.schedule_source,
-                   "threads_in_effect": self.threads_in_effect}
+        details = {
+            "kernel": self.kernel.name,
+            "schedule": self.kernel.schedule_source,
+            "threads_in_effect": self.threads_in_effect,
+        }
         return Bound(run, lambda: np.array(out), notes, details)
 
 
@@ -78,6 +81,6 @@ def build_ours(layer: SeparableConv2D, impl: str, database=None) -> Ours:
         return Ours(impl, failure=f"skipped, {what} is not available here ({err})")
     except (SpecError, NotImplementedError) as err:
         return Ours(impl, failure=f"cannot build this layer: {err}")
-    except Exception as err:  # a backend bug: report it with the layer, keep benchmarking peers
+    except Exception as err:  # noqa: BLE001 - a backend bug: report it, keep timing the peers
         return Ours(impl, failure=f"build failed: {type(err).__name__}: {err}".splitlines()[0])
     return Ours(impl, kernel)

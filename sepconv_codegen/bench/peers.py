@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ..spec import SeparableConv2D, SpecError
 
-__all__ = ["Bound", "Peer", "PeerUnavailable", "PEER_NAMES", "get_peer", "parse_peer_names"]
+__all__ = ["PEER_NAMES", "Bound", "Peer", "PeerUnavailable", "get_peer", "parse_peer_names"]
 
 INSTALL_HINT = "pip install 'sepconv_codegen[bench]'"
 
@@ -46,8 +46,13 @@ class Bound:
     ``details`` holds facts for the JSON results (e.g. whether a delegate was applied).
     """
 
-    def __init__(self, run: Callable[[], object], output: Callable[[], np.ndarray], notes: str = "",
-                 details: dict | None = None) -> None:
+    def __init__(
+        self,
+        run: Callable[[], object],
+        output: Callable[[], np.ndarray],
+        notes: str = "",
+        details: dict | None = None,
+    ) -> None:
         self.run = run
         self.output = output
         self.notes = notes
@@ -58,7 +63,7 @@ class Bound:
 
 
 class Peer:
-    """A framework that computes a separable layer. Subclasses set the class attributes and build()."""
+    """A framework that computes a separable layer; subclasses set the attributes and build()."""
 
     name: str = ""
     modules: tuple[str, ...] = ()  # import names that must be present
@@ -69,14 +74,18 @@ class Peer:
         """None when the peer can run here, else one line saying why not and how to fix it."""
         missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
         if missing:
-            return (f"{self.name}: skipped, Python package {missing[0]!r} is not installed "
-                    f"({INSTALL_HINT})")
+            return (
+                f"{self.name}: skipped, Python package {missing[0]!r} is not installed "
+                f"({INSTALL_HINT})"
+            )
         return None
 
     def unsupported_reason(self, layer: SeparableConv2D) -> str | None:
         """None when this peer can compute ``layer``, else why not."""
         if layer.dtype not in self.dtypes:
-            return f"{self.name} is benchmarked for {', '.join(self.dtypes)} only, not {layer.dtype}"
+            return (
+                f"{self.name} is benchmarked for {', '.join(self.dtypes)} only, not {layer.dtype}"
+            )
         return None
 
     def version(self) -> str:
@@ -86,7 +95,7 @@ class Peer:
             return "unknown"
 
     def build(self, layer: SeparableConv2D, arrays: list[np.ndarray], threads: int) -> Bound:
-        """The layer with these weights (input, dw, pw[, bias] in TF layouts) at ``threads`` threads.
+        """The layer with these weights (input, dw, pw[, bias], TF layouts) at ``threads`` threads.
 
         The input is converted to the peer's own layout here, once, not in the timed call.
         """

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from .results import OURS, BenchResult, ImplResult, LayerRun
+from .results import BenchResult, ImplResult, LayerRun
 
 __all__ = ["describe_machine", "format_header", "format_row", "format_summary", "write_json"]
 
@@ -44,8 +44,12 @@ def format_row(run: LayerRun, names: list[str]) -> str:
     best = run.best_peer
     cells = [f"{run.layer.name[:_LAYER_W]:<{_LAYER_W}}", f"{run.layer.flops / 1e6:>7.1f}"]
     cells += [_time_cell(run.results.get(n), _impl_width(n)) for n in names]
-    cells += [f"{best.name if best else '-':>12}", _fmt(run.speedup, ".2f", 8, "x"),
-              _fmt(run.ours_gflops, ".1f", 8), _fmt(_pct(run.roofline_fraction), ".0f", 9, "%")]
+    cells += [
+        f"{best.name if best else '-':>12}",
+        _fmt(run.speedup, ".2f", 8, "x"),
+        _fmt(run.ours_gflops, ".1f", 8),
+        _fmt(_pct(run.roofline_fraction), ".0f", 9, "%"),
+    ]
     return " ".join(cells)
 
 
@@ -60,11 +64,16 @@ def _total_row(result: BenchResult, threads: int, names: list[str]) -> str:
     cells = [f"{label:<{_LAYER_W}}", f"{flops / 1e6:>7.1f}"]
     for n in names:
         seconds = totals["seconds"].get(n)
-        cells.append(_fmt(None if seconds is None else seconds * 1e3, ".3f", _impl_width(n) - 1) + " ")
+        cells.append(
+            _fmt(None if seconds is None else seconds * 1e3, ".3f", _impl_width(n) - 1) + " "
+        )
     best = totals["best_peer_by_total"]
-    cells += [f"{best or '-':>12}", _fmt(totals["speedup_vs_best_peer_total"], ".2f", 8, "x"),
-              _fmt(totals["ours_gflops"], ".1f", 8),
-              _fmt(_pct(totals["roofline_fraction_ours"]), ".0f", 9, "%")]
+    cells += [
+        f"{best or '-':>12}",
+        _fmt(totals["speedup_vs_best_peer_total"], ".2f", 8, "x"),
+        _fmt(totals["ours_gflops"], ".1f", 8),
+        _fmt(_pct(totals["roofline_fraction_ours"]), ".0f", 9, "%"),
+    ]
     return " ".join(cells)
 
 
@@ -79,17 +88,24 @@ def _problems(result: BenchResult) -> list[str]:
                     seen.add(key)
                     lines.append(f"{name} not run on {run.layer.name}: {r.failure}")
             elif not r.ok:
-                lines.append(f"{name} FAILED the reference check on {run.layer.name} at "
-                             f"{run.threads} thread(s): relative error {r.error:.3g} "
-                             "(marked '!', excluded from best peer)")
+                lines.append(
+                    f"{name} FAILED the reference check on {run.layer.name} at "
+                    f"{run.threads} thread(s): relative error {r.error:.3g} "
+                    "(marked '!', excluded from best peer)"
+                )
             elif r.details.get("xnnpack") is False and (name, "xnnpack") not in seen:
                 seen.add((name, "xnnpack"))
                 lines.append(f"{name}: the XNNPACK delegate was NOT applied; built-in kernels ran")
-        if run.threads_effective not in (None, run.threads) and ("threads", run.threads) not in seen:
+        if (
+            run.threads_effective not in (None, run.threads)
+            and ("threads", run.threads) not in seen
+        ):
             seen.add(("threads", run.threads))
-            lines.append(f"ours ran on {run.threads_effective} thread(s) when {run.threads} were "
-                         "asked (TVM cannot exceed TVM_NUM_THREADS; a C kernel without threads "
-                         "runs on one)")
+            lines.append(
+                f"ours ran on {run.threads_effective} thread(s) when {run.threads} were "
+                "asked (TVM cannot exceed TVM_NUM_THREADS; a C kernel without threads "
+                "runs on one)"
+            )
     return lines
 
 
@@ -97,15 +113,20 @@ def format_summary(result: BenchResult) -> str:
     """Totals per thread count (sums of per-layer medians), then anything that went wrong."""
     names = result.impl_names()
     header = format_header(names, 0).splitlines()[1]
-    out = ["totals: sums of the per-layer medians; speedup = best peer's total / ours", header,
-           "-" * len(header)]
+    out = [
+        "totals: sums of the per-layer medians; speedup = best peer's total / ours",
+        header,
+        "-" * len(header),
+    ]
     out += [_total_row(result, t, names) for t in result.threads]
     for t in result.threads:
         totals = result.totals(t)
         if totals["speedup_vs_per_layer_best"] is not None:
-            out.append(f"  {t} thread(s): against the best peer of each layer "
-                       f"({totals['per_layer_best_peer_s'] * 1e3:.3f} ms in all) ours is "
-                       f"{totals['speedup_vs_per_layer_best']:.2f}x")
+            out.append(
+                f"  {t} thread(s): against the best peer of each layer "
+                f"({totals['per_layer_best_peer_s'] * 1e3:.3f} ms in all) ours is "
+                f"{totals['speedup_vs_per_layer_best']:.2f}x"
+            )
     notes = _problems(result)
     if notes:
         out.append("notes:")
@@ -117,13 +138,18 @@ def describe_machine(result: BenchResult) -> str:
     """Two lines: the machine and software, and the measured roofline at each thread count."""
     m, roof = result.machine, result.roofline
     versions = m.get("versions", {})
-    peers = ", ".join(f"{n} {versions.get(f'peer:{n}')}" for n in result.peers
-                      if versions.get(f"peer:{n}"))
+    peers = ", ".join(
+        f"{n} {versions.get(f'peer:{n}')}" for n in result.peers if versions.get(f"peer:{n}")
+    )
     llvm = f" ({m['llvm_cpu']})" if m.get("llvm_cpu") else ""
-    machine = (f"machine: {m.get('cpu')}{llvm}, {m.get('cores_usable')} core(s); "
-               f"TVM {versions.get('apache-tvm')}" + (f"; {peers}" if peers else ""))
-    parts = [f"{t} thread(s) {roof.peak_flops(t) / 1e9:.0f} GFLOP/s, {roof.bandwidth[t] / 1e9:.1f} GB/s"
-             for t in result.threads]
+    machine = (
+        f"machine: {m.get('cpu')}{llvm}, {m.get('cores_usable')} core(s); "
+        f"TVM {versions.get('apache-tvm')}" + (f"; {peers}" if peers else "")
+    )
+    parts = [
+        f"{t} thread(s) {roof.peak_flops(t) / 1e9:.0f} GFLOP/s, {roof.bandwidth[t] / 1e9:.1f} GB/s"
+        for t in result.threads
+    ]
     return machine + f"\nroofline (peak from {roof.peak_gauge}, x threads): " + "; ".join(parts)
 
 

@@ -15,9 +15,10 @@ filters (and bias) and output, each moved once. Our fraction of it is bound / ou
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -33,8 +34,12 @@ REPEATS = 5
 def layer_bytes(layer: SeparableConv2D) -> int:
     """Compulsory memory traffic of one call: input, filters, bias and output, each once."""
     itemsize = np.dtype(layer.dtype).itemsize
-    shapes = [layer.input_shape, layer.depthwise_filter_shape, layer.pointwise_filter_shape,
-              layer.output_shape]
+    shapes = [
+        layer.input_shape,
+        layer.depthwise_filter_shape,
+        layer.pointwise_filter_shape,
+        layer.output_shape,
+    ]
     if layer.bias:
         shapes.append(layer.bias_shape)
     return itemsize * sum(int(np.prod(s)) for s in shapes)
@@ -49,6 +54,7 @@ class Roofline:
     bandwidth: dict[int, float]  # thread count -> bytes/s
     bandwidth_gauge: dict[int, str]
     gauges: dict[str, float] = field(default_factory=dict)  # every measurement, for the record
+    notes: dict[str, str] = field(default_factory=dict)  # which BLAS, and settings that slow it
 
     def peak_flops(self, threads: int) -> float:
         return self.peak_flops_per_thread * threads
@@ -65,9 +71,10 @@ class Roofline:
             "bandwidth_gb_s": {str(t): b / 1e9 for t, b in self.bandwidth.items()},
             "bandwidth_gauge": {str(t): g for t, g in self.bandwidth_gauge.items()},
             "gauges": dict(self.gauges),
+            "notes": dict(self.notes),
             "method": "peak: best single-thread sgemm x threads; bandwidth: large copy, "
-                      "(read + written bytes) / time; bound = max(flops/peak, bytes/bandwidth), "
-                      "bytes = input + filters + output",
+            "(read + written bytes) / time; bound = max(flops/peak, bytes/bandwidth), "
+            "bytes = input + filters + output",
         }
 
 
@@ -114,7 +121,7 @@ def _gemm_gauges() -> dict[str, float]:
 
 
 def _copy_gauges(threads: tuple[int, ...]) -> dict[str, float]:
-    """Copy bandwidth, (read + written bytes) / s: numpy (one thread), torch at each thread count."""
+    """Copy bandwidth, (read + written bytes) / s: numpy (1 thread), torch at each thread count."""
     count = COPY_BYTES // 4
     src = np.ones(count, np.float32)
     dst = np.empty_like(src)
@@ -134,8 +141,23 @@ def _copy_gauges(threads: tuple[int, ...]) -> dict[str, float]:
     return gauges
 
 
+def _blas_notes() -> dict[str, str]:
+    """numpy's BLAS and the OpenBLAS variables that can pin it to a slower kernel."""
+    notes = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if _has("threadpoolctl"):
+        from threadpoolctl import threadpool_info
+
+        for info in threadpool_info():
+            if info.get("user_api") == "blas":
+                notes[f"blas:{info.get('prefix')}"] = (
+                    f"{info.get('internal_api')} {info.get('version')} "
+                    f"({info.get('architecture', 'architecture unknown')})"
+                )
+    return notes
+
+
 def measure_roofline(threads: tuple[int, ...]) -> Roofline:
-    """Measure peak and bandwidth now (about a second); noisy on a shared machine, like any timing."""
+    """Measure peak and bandwidth now (about a second); noisy on a busy machine, like any timing."""
     gemm = _gemm_gauges()
     peak_gauge = max(gemm, key=gemm.get)
     copies = _copy_gauges(tuple(threads))
@@ -145,4 +167,6 @@ def measure_roofline(threads: tuple[int, ...]) -> Roofline:
         usable = {k: v for k, v in copies.items() if int(k.rsplit("@", 1)[1]) <= t}
         best = max(usable, key=usable.get)
         bandwidth[t], bandwidth_gauge[t] = usable[best], best
-    return Roofline(gemm[peak_gauge], peak_gauge, bandwidth, bandwidth_gauge, {**gemm, **copies})
+    return Roofline(
+        gemm[peak_gauge], peak_gauge, bandwidth, bandwidth_gauge, {**gemm, **copies}, _blas_notes()
+    )

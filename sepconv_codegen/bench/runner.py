@@ -2,15 +2,15 @@
 
 Ours is built once per layer; then, at each thread count and for each layer, each peer is built,
 every implementation's output is checked against the float64 reference, and all are timed
-interleaved (timing.py). A peer that is missing, cannot express the layer, fails or computes a wrong answer is
-reported with the reason and left out of "best peer"; nothing is dropped silently.
+interleaved (timing.py). A peer that is missing, cannot express the layer, fails or computes a
+wrong answer is reported with the reason and left out of "best peer"; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -18,12 +18,12 @@ from ..reference import reference
 from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
 from . import ours as ours_module
 from .machine import machine_info
-from .peers import PEER_NAMES, Bound, get_peer
+from .peers import PEER_NAMES, Bound, get_peer, parse_peer_names
 from .results import BenchResult, ImplResult, LayerRun
 from .roofline import Roofline, measure_roofline
 from .timing import interleaved
 
-__all__ = ["run_benchmark", "relative_error", "TOLERANCE"]
+__all__ = ["TOLERANCE", "relative_error", "run_benchmark"]
 
 # Max |got - reference| / max(1, max |reference|) an implementation may show.
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10, "float16": 2e-3}
@@ -81,7 +81,7 @@ def _check_options(impl: str, runs: int, peers: Iterable[str], database) -> tupl
         raise SpecError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise SpecError(f"runs must be a positive integer, got {runs!r}")
-    names = tuple(dict.fromkeys(peers))
+    names = parse_peer_names(peers) if isinstance(peers, str) else tuple(dict.fromkeys(peers))
     for name in names:
         if name not in PEER_NAMES:
             raise SpecError(f"unknown peer {name!r} (known: {', '.join(PEER_NAMES)})")
@@ -96,12 +96,14 @@ def _check(bound: Bound, want: np.ndarray, dtype: str) -> tuple[float, bool]:
     return error, error <= TOLERANCE[dtype]
 
 
-def _prepare(name: str, make: Callable[[], Bound], want: np.ndarray, dtype: str) -> tuple[ImplResult, Bound | None]:
+def _prepare(
+    name: str, make: Callable[[], Bound], want: np.ndarray, dtype: str
+) -> tuple[ImplResult, Bound | None]:
     """Build one implementation and check its output; failures become the result's reason."""
     try:
         bound = make()
         error, ok = _check(bound, want, dtype)
-    except Exception as err:  # a peer's own failure is a result to report, not a crash
+    except Exception as err:  # noqa: BLE001 - a peer's own failure is a result to report
         return ImplResult(name, failure=f"{type(err).__name__}: {err}".splitlines()[0]), None
     return ImplResult(name, error=error, ok=ok, notes=bound.notes, details=bound.details), bound
 
@@ -113,19 +115,25 @@ def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> L
     if ours.failure:
         results["ours"] = ImplResult("ours", failure=ours.failure)
     else:
-        results["ours"], bound["ours"] = _prepare("ours", lambda: ours.bind(arrays, threads),
-                                                  want, layer.dtype)
+        results["ours"], bound["ours"] = _prepare(
+            "ours", lambda: ours.bind(arrays, threads), want, layer.dtype
+        )
     for peer in peers:
         reason = peer.unsupported_reason(layer)
         if reason:
             results[peer.name] = ImplResult(peer.name, failure=reason)
             continue
         results[peer.name], bound[peer.name] = _prepare(
-            peer.name, lambda: peer.build(layer, arrays, threads), want, layer.dtype)
+            peer.name, lambda peer=peer: peer.build(layer, arrays, threads), want, layer.dtype
+        )
     bound = {name: b for name, b in bound.items() if b is not None}
-    samples = interleaved({n: b.run for n, b in bound.items()}, rounds=settings["runs"],
-                          warmup=settings["warmup"], settle_s=settings["settle_s"],
-                          warm_calls=settings["warm_calls"])
+    samples = interleaved(
+        {n: b.run for n, b in bound.items()},
+        rounds=settings["runs"],
+        warmup=settings["warmup"],
+        settle_s=settings["settle_s"],
+        warm_calls=settings["warm_calls"],
+    )
     for name, s in samples.items():
         results[name].samples = s
     return LayerRun(layer, threads, results)
@@ -177,15 +185,24 @@ def run_benchmark(
             log(reason)
         else:
             available.append(peer)
-    settings = {"runs": runs, "warmup": warmup, "settle_s": settle_s, "warm_calls": warm_calls,
-                "seed": seed, "tolerance": TOLERANCE, "impl": impl,
-                "database": str(database) if database is not None else None,
-                "tvm_thread_pool_spin_count": os.environ.get("TVM_THREAD_POOL_SPIN_COUNT")}
+    settings = {
+        "runs": runs,
+        "warmup": warmup,
+        "settle_s": settle_s,
+        "warm_calls": warm_calls,
+        "seed": seed,
+        "tolerance": TOLERANCE,
+        "impl": impl,
+        "database": str(database) if database is not None else None,
+        "tvm_thread_pool_spin_count": os.environ.get("TVM_THREAD_POOL_SPIN_COUNT"),
+    }
     if roofline is None:
         roofline = measure_roofline(thread_counts)
     elif any(t not in roofline.bandwidth for t in thread_counts):
-        raise SpecError(f"the roofline given was measured for threads {sorted(roofline.bandwidth)}, "
-                        f"not {list(thread_counts)}")
+        raise SpecError(
+            f"the roofline given was measured for threads {sorted(roofline.bandwidth)}, "
+            f"not {list(thread_counts)}"
+        )
     prepared = []
     reported: set[str] = set()
     for index, layer in enumerate(network):
@@ -206,5 +223,14 @@ def run_benchmark(
             if on_run:
                 on_run(run)
     versions = {p.name: p.version() for p in available}
-    return BenchResult(network.name, impl, thread_counts, names, skipped, runs_done, roofline,
-                       machine_info(versions), settings)
+    return BenchResult(
+        network.name,
+        impl,
+        thread_counts,
+        names,
+        skipped,
+        runs_done,
+        roofline,
+        machine_info(versions),
+        settings,
+    )

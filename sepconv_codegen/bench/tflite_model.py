@@ -44,7 +44,9 @@ class _GraphBuilder:
         self.operators: list = []
         self.opcodes: list[int] = []
 
-    def tensor(self, name: str, shape, data: np.ndarray | None = None, kind: int | None = None) -> int:
+    def tensor(
+        self, name: str, shape, data: np.ndarray | None = None, kind: int | None = None
+    ) -> int:
         s = self.s
         buffer = 0
         if data is not None:
@@ -75,17 +77,23 @@ class _GraphBuilder:
 
         s = self.s
         codes = [
-            # deprecated_builtin_code is an int8 kept for old readers; codes past 127 use the new field.
+            # deprecated_builtin_code: int8 for old readers; codes past 127 live in builtin_code.
             s.OperatorCodeT(deprecatedBuiltinCode=min(code, 127), builtinCode=code, version=1)
             for code in self.opcodes
         ]
         graph = s.SubGraphT(
-            tensors=self.tensors, inputs=list(inputs), outputs=list(outputs),
-            operators=self.operators, name="main",
+            tensors=self.tensors,
+            inputs=list(inputs),
+            outputs=list(outputs),
+            operators=self.operators,
+            name="main",
         )
         model = s.ModelT(
-            version=_SCHEMA_VERSION, operatorCodes=codes, subgraphs=[graph],
-            description="sepconv_codegen separable layer", buffers=self.buffers,
+            version=_SCHEMA_VERSION,
+            operatorCodes=codes,
+            subgraphs=[graph],
+            description="sepconv_codegen separable layer",
+            buffers=self.buffers,
         )
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
@@ -121,12 +129,16 @@ def separable_tflite_model(
         paddings = np.array([[0, 0], [pt, pb], [pl, pr], [0, 0]], dtype=np.int32)
         pads = g.tensor("paddings", (4, 2), paddings, kind=s.TensorType.INT32)
         padded = g.tensor("padded", (n, h + pt + pb, w + pl + pr, c))
-        g.operator(s.BuiltinOperator.PAD, [x, pads], [padded], s.BuiltinOptions.PadOptions,
-                   s.PadOptionsT())
+        g.operator(
+            s.BuiltinOperator.PAD, [x, pads], [padded], s.BuiltinOptions.PadOptions, s.PadOptionsT()
+        )
         x, padding = padded, s.Padding.VALID
 
-    dw = g.tensor("depthwise_filter", (1, kh, kw, cm),
-                  np.asarray(depthwise_filter, np.float32).reshape(1, kh, kw, cm))
+    dw = g.tensor(
+        "depthwise_filter",
+        (1, kh, kw, cm),
+        np.asarray(depthwise_filter, np.float32).reshape(1, kh, kw, cm),
+    )
     dw_bias = g.tensor("depthwise_bias", (cm,), np.zeros(cm, np.float32))
     mid = g.tensor("depthwise", (n, oh, ow, cm))
     dw_options = s.DepthwiseConv2DOptionsT()
@@ -135,10 +147,17 @@ def separable_tflite_model(
     dw_options.dilationHFactor, dw_options.dilationWFactor = layer.dilation
     dw_options.depthMultiplier = layer.channel_multiplier
     dw_options.fusedActivationFunction = s.ActivationFunctionType.NONE
-    g.operator(s.BuiltinOperator.DEPTHWISE_CONV_2D, [x, dw, dw_bias], [mid],
-               s.BuiltinOptions.DepthwiseConv2DOptions, dw_options)
+    g.operator(
+        s.BuiltinOperator.DEPTHWISE_CONV_2D,
+        [x, dw, dw_bias],
+        [mid],
+        s.BuiltinOptions.DepthwiseConv2DOptions,
+        dw_options,
+    )
 
-    pw_ohwi = np.ascontiguousarray(np.asarray(pointwise_filter, np.float32)[0, 0].T).reshape(o, 1, 1, cm)
+    pw_ohwi = np.ascontiguousarray(np.asarray(pointwise_filter, np.float32)[0, 0].T).reshape(
+        o, 1, 1, cm
+    )
     pw = g.tensor("pointwise_filter", (o, 1, 1, cm), pw_ohwi)
     pw_bias_data = np.zeros(o, np.float32) if bias is None else np.asarray(bias, np.float32)
     pw_bias = g.tensor("pointwise_bias", (o,), pw_bias_data)
@@ -148,6 +167,11 @@ def separable_tflite_model(
     pw_options.strideH = pw_options.strideW = 1
     pw_options.dilationHFactor = pw_options.dilationWFactor = 1
     pw_options.fusedActivationFunction = _activation(s, layer)
-    g.operator(s.BuiltinOperator.CONV_2D, [mid, pw, pw_bias], [y],
-               s.BuiltinOptions.Conv2DOptions, pw_options)
+    g.operator(
+        s.BuiltinOperator.CONV_2D,
+        [mid, pw, pw_bias],
+        [y],
+        s.BuiltinOptions.Conv2DOptions,
+        pw_options,
+    )
     return g.serialize(inputs, [y])

@@ -17,10 +17,10 @@ from .tflite_model import separable_tflite_model
 
 
 def delegated_outputs(interpreter) -> bool:
-    """Whether a DELEGATE node (XNNPACK, the only default delegate on CPU) writes the model output."""
+    """Whether a DELEGATE node (XNNPACK: the only default delegate on CPU) writes the output."""
     outputs = {d["index"] for d in interpreter.get_output_details()}
     for op in interpreter._get_ops_details():  # the only public-ish view of the node list
-        if op["op_name"] == "DELEGATE" and outputs <= set(int(t) for t in op["outputs"]):
+        if op["op_name"] == "DELEGATE" and outputs <= {int(t) for t in op["outputs"]}:
             return True
     return False
 

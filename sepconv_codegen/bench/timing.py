@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 __all__ = ["Samples", "interleaved"]
 
@@ -43,8 +43,12 @@ class Samples:
         return max(self.seconds)
 
     def to_dict(self) -> dict:
-        return {"median_s": self.median, "min_s": self.min, "max_s": self.max,
-                "rounds": len(self.seconds)}
+        return {
+            "median_s": self.median,
+            "min_s": self.min,
+            "max_s": self.max,
+            "rounds": len(self.seconds),
+        }
 
 
 def rotation(names: list[str], round_index: int) -> list[str]:

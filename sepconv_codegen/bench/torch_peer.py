@@ -47,8 +47,12 @@ class TorchPeer(Peer):
         kh, kw = layer.kernel_size
         cm = layer.depthwise_channels
         x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2).contiguous(memory_format=channels_last)
-        w_dw = torch.from_numpy(np.ascontiguousarray(dw.transpose(2, 3, 0, 1).reshape(cm, 1, kh, kw)))
-        w_pw = torch.from_numpy(np.ascontiguousarray(pw[0, 0].T).reshape(layer.out_channels, cm, 1, 1))
+        w_dw = torch.from_numpy(
+            np.ascontiguousarray(dw.transpose(2, 3, 0, 1).reshape(cm, 1, kh, kw))
+        )
+        w_pw = torch.from_numpy(
+            np.ascontiguousarray(pw[0, 0].T).reshape(layer.out_channels, cm, 1, 1)
+        )
         w_dw = w_dw.contiguous(memory_format=channels_last)
         w_pw = w_pw.contiguous(memory_format=channels_last)
         bias = torch.from_numpy(arrays[3]) if layer.bias else None

@@ -13,31 +13,51 @@ from .common import add_spec_argument, network_from_args
 
 
 def _default_threads() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     return ",".join(str(t) for t in dict.fromkeys((1, cores)))
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="benchmark our kernels against PyTorch, ONNX Runtime and TFLite",
+        "bench",
+        help="benchmark our kernels against PyTorch, ONNX Runtime and TFLite",
         description="Check every implementation against the reference, then time ours and each "
-                    "peer interleaved, layer by layer, at each thread count. Peers need "
-                    "pip install 'sepconv_codegen[bench]'.",
+        "peer interleaved, layer by layer, at each thread count. Peers need "
+        "pip install 'sepconv_codegen[bench]'.",
     )
     add_spec_argument(parser)
-    parser.add_argument("--threads", default=_default_threads(),
-                        help="comma-separated thread counts (default: 1 and all cores)")
-    parser.add_argument("--vs", default=",".join(PEER_NAMES),
-                        help=f"comma-separated peers: {', '.join(PEER_NAMES)}, or none "
-                             "(default: all)")
-    parser.add_argument("--impl", choices=IMPLS, default="tvm",
-                        help="ours: TVM for this CPU (tvm) or the standalone C kernel (c)")
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS,
-                        help=f"timed rounds per layer; medians (default {DEFAULT_RUNS})")
+    parser.add_argument(
+        "--threads",
+        default=_default_threads(),
+        help="comma-separated thread counts (default: 1 and all cores)",
+    )
+    parser.add_argument(
+        "--vs",
+        default=",".join(PEER_NAMES),
+        help=f"comma-separated peers: {', '.join(PEER_NAMES)}, or none (default: all)",
+    )
+    parser.add_argument(
+        "--impl",
+        choices=IMPLS,
+        default="tvm",
+        help="ours: TVM for this CPU (tvm) or the standalone C kernel (c)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=DEFAULT_RUNS,
+        help=f"timed rounds per layer; medians (default {DEFAULT_RUNS})",
+    )
     parser.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
     parser.add_argument("--png", default=None, metavar="PATH", help="write a chart as PNG")
-    parser.add_argument("--database", default=None, metavar="PATH",
-                        help="a tuning database to take our TVM schedules from")
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="PATH",
+        help="a tuning database to take our TVM schedules from",
+    )
     parser.set_defaults(func=run)
 
 
@@ -60,11 +80,22 @@ def run(args: argparse.Namespace) -> int:
             print(report.format_header(names, run.threads), flush=True)
         print(report.format_row(run, names), flush=True)
 
-    print(f"bench {network.name}: {len(network)} layer(s), ours = {args.impl}, "
-          f"peers = {', '.join(peers) or 'none'}, threads = {','.join(map(str, threads))}, "
-          f"{args.runs} rounds", flush=True)
-    result = run_benchmark(network, threads, peers, args.impl, args.runs, database=args.database,
-                           log=log, on_run=on_run)
+    print(
+        f"bench {network.name}: {len(network)} layer(s), ours = {args.impl}, "
+        f"peers = {', '.join(peers) or 'none'}, threads = {','.join(map(str, threads))}, "
+        f"{args.runs} rounds",
+        flush=True,
+    )
+    result = run_benchmark(
+        network,
+        threads,
+        peers,
+        args.impl,
+        args.runs,
+        database=args.database,
+        log=log,
+        on_run=on_run,
+    )
     print()
     print(report.describe_machine(result))
     print(report.format_summary(result))
