@@ -101,10 +101,14 @@ def _problems(result: BenchResult) -> list[str]:
             and ("threads", run.threads) not in seen
         ):
             seen.add(("threads", run.threads))
+            why = (
+                "TVM cannot exceed the thread count it started with, TVM_NUM_THREADS"
+                if result.impl == "tvm"
+                else "the C kernel has no thread control"
+            )
             lines.append(
-                f"ours ran on {run.threads_effective} thread(s) when {run.threads} were "
-                "asked (TVM cannot exceed TVM_NUM_THREADS; a C kernel without threads "
-                "runs on one)"
+                f"ours ({result.impl}) ran on {run.threads_effective} thread(s) when "
+                f"{run.threads} were asked ({why})"
             )
     return lines
 

@@ -139,6 +139,34 @@ def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> L
     return LayerRun(layer, threads, results)
 
 
+def _available_peers(names: tuple[str, ...], log) -> tuple[list, dict[str, str]]:
+    """(peers that can run here, {peer: why not} for the others)."""
+    available, skipped = [], {}
+    for name in names:
+        peer = get_peer(name)
+        reason = peer.unavailable_reason()
+        if reason:
+            skipped[name] = reason
+            log(reason)
+        else:
+            available.append(peer)
+    return available, skipped
+
+
+def _prepare_layers(network: Network, impl: str, database, seed: int, log) -> list[tuple]:
+    """Per layer: (layer, arrays, reference output, our built kernel or why there is none)."""
+    prepared, reported = [], set()
+    for index, layer in enumerate(network):
+        arrays = random_arrays(layer, seed + index)
+        want = reference(layer, *arrays[:3], arrays[3] if layer.bias else None)
+        ours = ours_module.build_ours(layer, impl, database)
+        if ours.failure and ours.failure not in reported:
+            reported.add(ours.failure)
+            log(f"ours ({impl}): {ours.failure}")
+        prepared.append((layer, arrays, want, ours))
+    return prepared
+
+
 def run_benchmark(
     network: Network | SeparableConv2D | None = None,
     threads: Iterable[int] | str = (1, 2),
@@ -176,15 +204,7 @@ def run_benchmark(
         log(f"note: {runs} rounds; medians of fewer than {MIN_RUNS_ADVISED} are noisy")
     if impl == "tvm":
         ours_module.bound_tvm_spinning()
-    available, skipped = [], {}
-    for name in names:
-        peer = get_peer(name)
-        reason = peer.unavailable_reason()
-        if reason:
-            skipped[name] = reason
-            log(reason)
-        else:
-            available.append(peer)
+    available, skipped = _available_peers(names, log)
     settings = {
         "runs": runs,
         "warmup": warmup,
@@ -203,16 +223,7 @@ def run_benchmark(
             f"the roofline given was measured for threads {sorted(roofline.bandwidth)}, "
             f"not {list(thread_counts)}"
         )
-    prepared = []
-    reported: set[str] = set()
-    for index, layer in enumerate(network):
-        arrays = random_arrays(layer, seed + index)
-        want = reference(layer, *arrays[:3], arrays[3] if layer.bias else None)
-        ours = ours_module.build_ours(layer, impl, database)
-        if ours.failure and ours.failure not in reported:
-            reported.add(ours.failure)
-            log(f"ours ({impl}): {ours.failure}")
-        prepared.append((layer, arrays, want, ours))
+    prepared = _prepare_layers(network, impl, database, seed, log)
     runs_done: list[LayerRun] = []
     for t in thread_counts:
         for layer, arrays, want, ours in prepared:
