@@ -50,6 +50,7 @@ CASES = [
      None),
     ("k3_dilation2_stride2", layer((1, 12, 12, 4), dilation=2, strides=2, out_channels=16), None),
     ("k3_valid", layer((1, 9, 8, 5), padding="VALID", out_channels=16), None),
+    ("c20_depthwise_block_remainder", layer((1, 6, 5, 20), out_channels=16), None),
     ("k3_explicit_padding", layer((1, 6, 7, 3), padding=((1, 2), (0, 3)), out_channels=16), None),
     ("k3_explicit_all_padding_window", layer((1, 2, 2, 3), padding=((3, 3), (3, 3)), out_channels=8),
      knobs(oc=8)),

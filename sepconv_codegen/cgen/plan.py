@@ -5,10 +5,10 @@ tile sizes occur at the edges, the scratch size) lives in this module so it can 
 in one place.
 
 The C path reads these knobs: tile_h, tile_w (spatial tile of the fused loop), px, oc (register
-tile of the pointwise step), fused and order. ``vec`` only constrains ``oc``; ``unroll``, ``pad``
-and ``pack`` steer the TVM schedules: the C register tiles are always unrolled, padding is always
-handled by clamping each output pixel's range of filter taps to the input, and since a C kernel
-receives its filter on every call, it packs filter panels per tile (below), not once.
+tile of the pointwise step), fused and order; ``vec`` only constrains ``oc``. Every other knob
+(unroll, pad, pack, ...) steers the TVM schedules only: the C register tiles are always unrolled,
+padding is always handled by clamping each output pixel's range of filter taps to the input, and
+since a C kernel receives its filter on every call, it packs filter panels per tile (below).
 
 order "channels_outer" copies one panel of the pointwise filter (C*M rows x oc columns) into
 scratch per tile and runs every pixel of the tile past it. Read in place, a panel's rows lie O

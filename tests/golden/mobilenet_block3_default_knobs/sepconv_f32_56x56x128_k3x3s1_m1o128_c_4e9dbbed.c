@@ -3,20 +3,20 @@
  *   Template: sepconv.c.j2
  *   Generator: sepconv_codegen (python -m sepconv_codegen emit)
  *   Layer: {"activation": null, "bias": false, "channel_multiplier": 1, "dilation": [1, 1], "dtype": "float32", "input_shape": [1, 56, 56, 128], "kernel_size": [3, 3], "name": "block3", "out_channels": 128, "padding": "SAME", "strides": [1, 1]}
- *   Knobs: {"fused": true, "oc": 16, "order": "channels_outer", "pack": false, "pad": "inline", "px": 4, "tile_h": 1, "tile_w": 56, "unroll": true, "vec": 8}
+ *   Knobs: {"fused": true, "oc": 16, "order": "channels_outer", "pack": false, "pad": "inline", "px": 4, "taps": "outer", "tile_h": 1, "tile_w": 56, "unroll": true, "vec": 8}
  */
 #include <stddef.h>
 
-#include "sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac.h"
+#include "sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed.h"
 
-/* Register tiles in AVX2+FMA (x86-64, -mavx2 -mfma or -march=native) intrinsics when the compiler targets it;
- * -DSEPCONV_GENERIC selects the portable C instead. */
+/* AVX2+FMA (x86-64, -mavx2 -mfma or -march=native) register tiles when the compiler targets them,
+ * unless -DSEPCONV_GENERIC asks for the portable C. */
 #if !defined(SEPCONV_GENERIC) && defined(__AVX2__) && defined(__FMA__)
 #define USE_AVX2 1
 #include <immintrin.h>
 #endif
-/* Register tiles in NEON (AArch64) intrinsics when the compiler targets it;
- * -DSEPCONV_GENERIC selects the portable C instead. */
+/* NEON (AArch64) register tiles when the compiler targets them,
+ * unless -DSEPCONV_GENERIC asks for the portable C. */
 #if !defined(SEPCONV_GENERIC) && defined(__ARM_NEON) && defined(__aarch64__)
 #define USE_NEON 1
 #include <arm_neon.h>
@@ -49,13 +49,13 @@
 #define FILTER_STRIDE 16
 
 /* First tap k whose input index origin + k*dilation is inside the input (>= 0). */
-static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_first_tap(ptrdiff_t origin, ptrdiff_t dilation)
+static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(ptrdiff_t origin, ptrdiff_t dilation)
 {
     return origin >= 0 ? 0 : (size_t)((-origin + dilation - 1) / dilation);
 }
 
 /* One past the last tap k < taps whose input index origin + k*dilation is < size. */
-static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_end_tap(ptrdiff_t origin, ptrdiff_t dilation, ptrdiff_t size, size_t taps)
+static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(ptrdiff_t origin, ptrdiff_t dilation, ptrdiff_t size, size_t taps)
 {
     size_t end;
     if (origin >= size)
@@ -73,29 +73,28 @@ static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_end_tap(ptrdiff_t o
  *   filter  [KERNEL_H, KERNEL_W, IN_C, MULTIPLIER]
  *   out     DW_C floats; channel c*MULTIPLIER + m
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise_pixel(const float *restrict image, const float *restrict filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise_pixel(const float *restrict image, const float *restrict filter,
     float *restrict out, ptrdiff_t ih0, ptrdiff_t iw0, size_t kh_begin, size_t kh_end,
     size_t kw_begin, size_t kw_end)
 {
     size_t c0, c, m, kh, kw;
     for (c0 = 0; c0 + DW_BLOCK <= IN_C; c0 += DW_BLOCK) {
-            float acc[DW_BLOCK * MULTIPLIER];
-            for (c = 0; c < DW_BLOCK * MULTIPLIER; ++c)
-                acc[c] = 0.0f;
-            for (kh = kh_begin; kh < kh_end; ++kh) {
-                const size_t ih = (size_t)(ih0 + (ptrdiff_t)(kh * DILATION_H));
-                for (kw = kw_begin; kw < kw_end; ++kw) {
-                    const size_t iw = (size_t)(iw0 + (ptrdiff_t)(kw * DILATION_W));
-                    const float *restrict x = image + (ih * IN_W + iw) * IN_C + c0;
-                    const float *restrict w = filter + (kh * KERNEL_W + kw) * DW_C + c0 * MULTIPLIER;
-                    for (c = 0; c < DW_BLOCK; ++c)
-                        for (m = 0; m < MULTIPLIER; ++m)
-                            acc[c * MULTIPLIER + m] += x[c] * w[c * MULTIPLIER + m];
-                }
+        float acc[DW_BLOCK * MULTIPLIER];
+        for (c = 0; c < DW_BLOCK * MULTIPLIER; ++c)
+            acc[c] = 0.0f;
+        for (kh = kh_begin; kh < kh_end; ++kh) {
+            const size_t ih = (size_t)(ih0 + (ptrdiff_t)(kh * DILATION_H));
+            for (kw = kw_begin; kw < kw_end; ++kw) {
+                const size_t iw = (size_t)(iw0 + (ptrdiff_t)(kw * DILATION_W));
+                const float *restrict x = image + (ih * IN_W + iw) * IN_C + c0;
+                const float *restrict w = filter + (kh * KERNEL_W + kw) * DW_C + c0 * MULTIPLIER;
+                for (c = 0; c < DW_BLOCK; ++c)
+                    for (m = 0; m < MULTIPLIER; ++m)
+                        acc[c * MULTIPLIER + m] += x[c] * w[c * MULTIPLIER + m];
             }
-            for (c = 0; c < DW_BLOCK * MULTIPLIER; ++c)
-                out[c0 * MULTIPLIER + c] = acc[c];
-
+        }
+        for (c = 0; c < DW_BLOCK * MULTIPLIER; ++c)
+            out[c0 * MULTIPLIER + c] = acc[c];
     }
 }
 
@@ -103,19 +102,19 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise_pixel(const
  * Depthwise step for rows x cols output pixels from (oh0, ow0) of one image.
  *   dst     [rows][cols][DW_C], its rows dst_row_stride floats apart
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise(const float *restrict image, const float *restrict filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise(const float *restrict image, const float *restrict filter,
     float *restrict dst, size_t dst_row_stride, size_t oh0, size_t ow0, size_t rows, size_t cols)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
         const ptrdiff_t ih0 = (ptrdiff_t)((oh0 + i) * STRIDE_H) - PAD_TOP;
-        const size_t kh_begin = sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_first_tap(ih0, DILATION_H);
-        const size_t kh_end = sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_end_tap(ih0, DILATION_H, IN_H, KERNEL_H);
+        const size_t kh_begin = sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(ih0, DILATION_H);
+        const size_t kh_end = sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(ih0, DILATION_H, IN_H, KERNEL_H);
         for (j = 0; j < cols; ++j) {
             const ptrdiff_t iw0 = (ptrdiff_t)((ow0 + j) * STRIDE_W) - PAD_LEFT;
-            sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise_pixel(image, filter, dst + i * dst_row_stride + j * DW_C, ih0, iw0,
-                kh_begin, kh_end, sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_first_tap(iw0, DILATION_W),
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_end_tap(iw0, DILATION_W, IN_W, KERNEL_W));
+            sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise_pixel(image, filter, dst + i * dst_row_stride + j * DW_C, ih0, iw0,
+                kh_begin, kh_end, sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(iw0, DILATION_W),
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(iw0, DILATION_W, IN_W, KERNEL_W));
         }
     }
 }
@@ -126,7 +125,7 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise(const float
  *   filter  this tile's TILE_OC columns of the pointwise filter, rows FILTER_STRIDE floats apart
  *   dst     4 consecutive output pixels, OUT_C floats apart, from the same channel
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_tile_4x16(const float *restrict src,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_tile_4x16(const float *restrict src,
     const float *restrict filter, float *restrict dst)
 {
     size_t k;
@@ -259,15 +258,15 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_tile_4x16(const float
 }
 
 /* The register tile for `pixels` consecutive pixels (TILE_PX, or fewer at the end of a row). */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_register_tile(size_t pixels, const float *restrict src,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_register_tile(size_t pixels, const float *restrict src,
     const float *restrict filter, float *restrict dst)
 {
     (void)pixels; /* every register tile is TILE_PX pixels wide */
-    sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_tile_4x16(src, filter, dst);
+    sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_tile_4x16(src, filter, dst);
 }
 
 /* Copy TILE_OC columns of the pointwise filter [DW_C, OUT_C] into a contiguous panel [DW_C, TILE_OC]. */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pack_panel(const float *restrict filter, float *restrict panel)
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pack_panel(const float *restrict filter, float *restrict panel)
 {
     size_t k, o;
     for (k = 0; k < DW_C; ++k)
@@ -284,16 +283,16 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pack_panel(const floa
  * Loop order "channels_outer": each block of TILE_OC filter columns is packed into `panel`, which
  * stays in cache while every pixel of the tile streams past it.
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pointwise(const float *restrict src, size_t src_row_stride,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pointwise(const float *restrict src, size_t src_row_stride,
     const float *restrict filter, float *restrict dst, size_t dst_row_stride,
     size_t rows, size_t cols, float *restrict panel)
 {
     size_t i, j, o;
     for (o = 0; o < FULL_C; o += TILE_OC) {
-        sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pack_panel(filter + o, panel);
+        sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pack_panel(filter + o, panel);
         for (i = 0; i < rows; ++i)
             for (j = 0; j < cols; j += TILE_PX)
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_register_tile(cols - j, src + i * src_row_stride + j * DW_C,
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_register_tile(cols - j, src + i * src_row_stride + j * DW_C,
                     panel, dst + i * dst_row_stride + j * OUT_C + o);
     }
 }
@@ -304,7 +303,7 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pointwise(const float
  * TILE_H*TILE_W*DW_C floats) and the pointwise step consumes it at once.
  * Scratch holds the packed filter panel (DW_C*TILE_OC floats), then the intermediate.
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_compute(const float *restrict input, const float *restrict depthwise_filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_compute(const float *restrict input, const float *restrict depthwise_filter,
     const float *restrict pointwise_filter, float *restrict output,
     float *restrict scratch)
 {
@@ -318,23 +317,23 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_compute(const float *
             for (ow0 = 0; ow0 < OUT_W; ow0 += TILE_W) {
                 const size_t cols = OUT_W - ow0 < TILE_W ? OUT_W - ow0 : TILE_W;
                 const size_t first_pixel = (b * OUT_H + oh0) * OUT_W + ow0;
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_depthwise(input + b * ((size_t)IN_H * IN_W * IN_C), depthwise_filter,
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise(input + b * ((size_t)IN_H * IN_W * IN_C), depthwise_filter,
                     intermediate, cols * DW_C, oh0, ow0, rows, cols);
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_pointwise(intermediate, cols * DW_C, pointwise_filter,
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pointwise(intermediate, cols * DW_C, pointwise_filter,
                     output + first_pixel * OUT_C, (size_t)OUT_W * OUT_C, rows, cols, panel);
             }
         }
     }
 }
 
-int sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac(const float *input, const float *depthwise_filter, const float *pointwise_filter,
+int sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed(const float *input, const float *depthwise_filter, const float *pointwise_filter,
     const float *bias, float *output, void *scratch)
 {
     if (input == NULL || depthwise_filter == NULL || pointwise_filter == NULL || output == NULL
-        || (sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_SCRATCH_BYTES > 0 && scratch == NULL))
+        || (sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_SCRATCH_BYTES > 0 && scratch == NULL))
         return -1;
     (void)bias; /* this layer has no bias */
-    sepconv_f32_56x56x128_k3x3s1_m1o128_c_df218cac_compute(input, depthwise_filter, pointwise_filter, output,
+    sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_compute(input, depthwise_filter, pointwise_filter, output,
         (float *)scratch);
     return 0;
 }
