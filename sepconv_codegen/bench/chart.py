@@ -99,7 +99,12 @@ def write_png(result: BenchResult, path: str | os.PathLike) -> Path:
     for ax, t in zip(axes[:, 0], result.threads):
         _panel(ax, result, t, names)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    top_inches = 0.75
+    if any(r.timed and not r.ok for run in result.runs for r in run.results.values()):
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="white", edgecolor="gray", hatch="//"))
+        labels.append("failed the reference check")
+    top_inches = 0.55
     fig.legend(
         handles,
         labels,

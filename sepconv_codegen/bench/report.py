@@ -63,9 +63,11 @@ def _total_row(result: BenchResult, threads: int, names: list[str]) -> str:
     label = f"total {threads}t"
     cells = [f"{label:<{_LAYER_W}}", f"{flops / 1e6:>7.1f}"]
     for n in names:
-        seconds = totals["seconds"].get(n)
+        seconds, mark = totals["seconds"].get(n), " "
+        if seconds is None and totals["seconds_including_wrong"].get(n) is not None:
+            seconds, mark = totals["seconds_including_wrong"][n], "!"
         cells.append(
-            _fmt(None if seconds is None else seconds * 1e3, ".3f", _impl_width(n) - 1) + " "
+            _fmt(None if seconds is None else seconds * 1e3, ".3f", _impl_width(n) - 1) + mark
         )
     best = totals["best_peer_by_total"]
     cells += [

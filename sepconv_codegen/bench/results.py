@@ -147,13 +147,19 @@ class BenchResult:
         return names
 
     def totals(self, threads: int) -> dict[str, Any]:
-        """Sums of per-layer medians at ``threads`` (None where some layer lacks a valid time)."""
+        """Sums of per-layer medians at ``threads``.
+
+        An implementation's total is None when some layer has no checked time for it (not run,
+        or wrong); ``seconds_including_wrong`` still sums what was timed.
+        """
         runs = self.runs_at(threads)
-        per_impl = {}
+        per_impl, timed_all = {}, {}
         for name in self.impl_names():
             results = [r.results.get(name) for r in runs]
-            valid = [x.median if x is not None and x.timed and x.ok else None for x in results]
+            timed = [x.median if x is not None and x.timed else None for x in results]
+            valid = [t if x is not None and x.ok else None for t, x in zip(timed, results)]
             per_impl[name] = _sum(valid)
+            timed_all[name] = _sum(timed)
         ours = per_impl.get(OURS)
         peers = {n: t for n, t in per_impl.items() if n != OURS and t is not None}
         best_total_peer = min(peers, key=peers.get) if peers else None
@@ -162,6 +168,8 @@ class BenchResult:
         bound = _sum([r.bound_s for r in runs])
         return {
             "seconds": per_impl,
+            # Also summed where some layer failed the reference check: shown, never compared.
+            "seconds_including_wrong": timed_all,
             "speedup_vs": {n: _ratio(t, ours) for n, t in peers.items()},
             "best_peer_by_total": best_total_peer,
             "speedup_vs_best_peer_total": _ratio(peers.get(best_total_peer), ours),
