@@ -50,8 +50,11 @@ def test_space_sample_matches_reference(name, target):
         Knobs(tile_h=2, tile_w=7, px=3, oc=12, vec=4, pad="stage"),
         Knobs(tile_h=1, tile_w=8, px=8, oc=8, vec=8, pack=True),  # 20 channels: last panel padded
         Knobs(tile_h=2, tile_w=4, px=4, oc=16, vec=8, pack=True, fused=False, order="channels_outer"),
+        Knobs(tile_h=1, tile_w=3, px=3, oc=8, vec=8, taps="inner", pad="stage"),
+        Knobs(tile_h=1, tile_w=8, px=4, oc=8, vec=8, taps="inner", fused=False),
     ],
-    ids=["prime_tiles_stage_pad", "oversized", "single_pixel_unfused", "vec4", "packed", "packed_unfused"],
+    ids=["prime_tiles_stage_pad", "oversized", "single_pixel_unfused", "vec4", "packed", "packed_unfused",
+         "taps_inner_stage_pad", "taps_inner_unfused"],
 )
 def test_hand_picked_knobs(knobs, target):
     layer = LAYERS["stride2_mult3"]

@@ -94,18 +94,19 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
     _, oh, ow, o = layer.output_shape
     points = set()
     for tw in _tile_widths(ow):
-        for (px, oc), th, order, fused, pad, pack in itertools.product(
+        for (px, oc), th, order, fused, pad, pack, taps in itertools.product(
             register_tiles(target, lanes, tw, o),
             [d for d in _divisors(oh, 8) if d in (1, 2, 4, 7, 8)] or [1],
             ("pixels_outer", "channels_outer"),
             (True, False),
             ("inline", "stage"),
             (True, False),
+            ("outer", "inner"),
         ):
             if pad == "stage" and not fused:
                 continue
             points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
-                             unroll=True, pad=pad, pack=pack))
+                             unroll=True, pad=pad, pack=pack, taps=taps))
     default = default_knobs(layer, target)
     rest = sorted(points - {default}, key=lambda k: tuple(str(v) for v in k.to_dict().values()))
     random.Random(seed).shuffle(rest)

@@ -17,6 +17,7 @@ __all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES"]
 
 LOOP_ORDERS = ("pixels_outer", "channels_outer")
 PAD_MODES = ("inline", "stage")
+TAP_ORDERS = ("outer", "inner")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Knobs:
     unroll          unroll the register tile loops
     pad             "inline": padding folded into the depthwise loads as a predicate;
                     "stage": the padded tile is materialised first
+    taps            depthwise loop order: "outer" walks the kernel taps outside the channel
+                    vectors (the tile's result is updated in memory once per tap); "inner"
+                    accumulates all taps of a channel vector in a register and stores it once
     pack            the pointwise filter is repacked once, when the weights are bound, into
                     panels [ceil(O/oc), C*M, oc] that the register tile reads contiguously (in
                     TF layout a panel's rows are O floats apart: at O >= 512 they fall into a
@@ -51,6 +55,7 @@ class Knobs:
     unroll: bool = True
     pad: str = "inline"
     pack: bool = False
+    taps: str = "outer"
 
     def __post_init__(self) -> None:
         for name in ("tile_h", "tile_w", "px", "oc", "vec"):
@@ -61,6 +66,8 @@ class Knobs:
             raise SpecError(f"knob oc ({self.oc}) must be a multiple of vec ({self.vec})")
         if self.order not in LOOP_ORDERS:
             raise SpecError(f"knob order must be one of {LOOP_ORDERS}, got {self.order!r}")
+        if self.taps not in TAP_ORDERS:
+            raise SpecError(f"knob taps must be one of {TAP_ORDERS}, got {self.taps!r}")
         if self.pad not in PAD_MODES:
             raise SpecError(f"knob pad must be one of {PAD_MODES}, got {self.pad!r}")
         for name in ("fused", "unroll", "pack"):

@@ -90,7 +90,12 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         sch.parallel(dw_loops[0])
     *spatial, cm, kh, kw = dw_loops
     cmo, cmv = _split(sch, cm, knobs.vec)
-    sch.reorder(*spatial, kh, kw, cmo, cmv)
+    if knobs.taps == "inner":  # all taps of one channel vector accumulate in a register
+        sch.reorder(*spatial, cmo, kh, kw, cmv)
+        sch.unroll(kh)
+        sch.unroll(kw)
+    else:
+        sch.reorder(*spatial, kh, kw, cmo, cmv)
     sch.vectorize(cmv)  # vectorize before decompose_reduction: the init loop copies the kind
 
     if _has_block(sch, "pad"):
@@ -103,6 +108,6 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         else:
             sch.compute_inline(pad)
 
-    sch.decompose_reduction(dw, kh)
+    sch.decompose_reduction(dw, cmo if knobs.taps == "inner" else kh)
     sch.decompose_reduction(pw, pw_r)
     return sch
