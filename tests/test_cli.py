@@ -52,11 +52,16 @@ def test_build_writes_libraries_and_manifest(tmp_path, spec):
         assert entry["macs"] > 0 and entry["shapes"]["output"]
 
 
-def test_build_default_is_mobilenet(tmp_path):
-    # Only parse + first layer would be too weak; the full default build is run by CI's README
-    # command. Here: the default network is what --help promises.
-    done = cli("build", "--help")
-    assert done.returncode == 0 and "MobileNetV1" in done.stdout
+def test_build_without_spec_builds_mobilenet_v1(tmp_path):
+    """The README's main command: all 13 blocks built, checked (max error < 1e-4) and listed."""
+    done = cli("build", "--target", "llvm", "-o", str(tmp_path / "build"), timeout=900)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert manifest["network"] == "mobilenet_v1"
+    assert [e["layer"] for e in manifest["layers"]] == [f"block{i}" for i in range(1, 14)]
+    for entry in manifest["layers"]:
+        assert entry["max_abs_error"] < 1e-4, entry
+        assert entry["layer"] in done.stdout
 
 
 def test_explain_prints_computed_numbers():
