@@ -15,13 +15,13 @@ from sepconv_codegen.cgen import CKernel, build_c, emit_c
 from sepconv_codegen.cgen.plan import default_c_knobs
 from sepconv_codegen.kernel import Kernel
 from sepconv_codegen.naming import kernel_name
-
 from tests.conftest import assert_matches_reference, random_arrays
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="apt-get install gcc")
 
-LAYER = SeparableConv2D(input_shape=(2, 7, 6, 4), channel_multiplier=2, out_channels=12,
-                        bias=True, activation="relu")
+LAYER = SeparableConv2D(
+    input_shape=(2, 7, 6, 4), channel_multiplier=2, out_channels=12, bias=True, activation="relu"
+)
 KNOBS = Knobs(tile_h=2, tile_w=4, px=3, oc=8, vec=8, order="channels_outer")
 
 
@@ -91,8 +91,11 @@ def test_null_required_pointers_return_nonzero_and_write_nothing():
     kernel = build_c(LAYER, KNOBS, cflags=("-O2",))
     arrays = random_arrays(LAYER)
     out = np.full(LAYER.output_shape, 7.0, np.float32)
-    pointers = [a.ctypes.data for a in arrays[:3]] + [arrays[3].ctypes.data, out.ctypes.data,
-                                                       kernel._scratch.ctypes.data]
+    pointers = [a.ctypes.data for a in arrays[:3]] + [
+        arrays[3].ctypes.data,
+        out.ctypes.data,
+        kernel._scratch.ctypes.data,
+    ]
     for missing in range(6):
         args = list(pointers)
         args[missing] = None
@@ -108,15 +111,22 @@ def test_export_copies_a_loadable_library(tmp_path):
     assert hasattr(library, kernel.name)
 
 
-@pytest.mark.parametrize("flags, body", [
-    (("-mavx2", "-mfma"), "_mm256_fmadd_ps"),
-    (("-mavx2", "-mfma", "-DSEPCONV_GENERIC"), "acc0[o] += x0 * w[o]"),
-    ((), "acc0[o] += x0 * w[o]"),
-])
+@pytest.mark.parametrize(
+    "flags, body",
+    [
+        (("-mavx2", "-mfma"), "_mm256_fmadd_ps"),
+        (("-mavx2", "-mfma", "-DSEPCONV_GENERIC"), "acc0[o] += x0 * w[o]"),
+        ((), "acc0[o] += x0 * w[o]"),
+    ],
+)
 def test_compiler_flags_select_the_register_tile_body(tmp_path, flags, body):
     emitted = emit_c(LAYER, tmp_path, KNOBS)
-    preprocessed = subprocess.run(["gcc", "-std=c99", *flags, "-E", str(emitted.source)],
-                                  capture_output=True, text=True, check=True).stdout
-    code = preprocessed[preprocessed.index(f"{emitted.function}_tile_"):]
+    preprocessed = subprocess.run(
+        ["gcc", "-std=c99", *flags, "-E", str(emitted.source)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    code = preprocessed[preprocessed.index(f"{emitted.function}_tile_") :]
     assert body in code
     assert ("_mm256_fmadd_ps" in code) == (body == "_mm256_fmadd_ps")

@@ -13,7 +13,6 @@ import pytest
 from sepconv_codegen import SpecError, mobilenet_v1
 from sepconv_codegen.cgen import c_knobs, peak_ram, scratch_bytes
 from sepconv_codegen.specfile import load_spec
-
 from tests.conftest import ROOT
 
 SPEC = """
@@ -36,8 +35,15 @@ activation = "relu6"
 
 def emit(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "sepconv_codegen", "emit", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sepconv_codegen", "emit", *args],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -48,8 +54,11 @@ def spec(tmp_path):
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split() for line in stdout.splitlines()
-            if re.match(r"^(first|second|block\d+) ", line)}
+    return {
+        line.split()[0]: line.split()
+        for line in stdout.splitlines()
+        if re.match(r"^(first|second|block\d+) ", line)
+    }
 
 
 def test_emit_writes_every_layer_and_prints_its_ram(spec, tmp_path):
@@ -74,7 +83,9 @@ def test_emit_defaults_to_mobilenet(tmp_path):
 
 
 def test_knobs_override_the_c_defaults(spec, tmp_path):
-    done = emit(str(spec), "-o", str(tmp_path), "--knobs", '{"fused": false, "order": "pixels_outer"}')
+    done = emit(
+        str(spec), "-o", str(tmp_path), "--knobs", '{"fused": false, "order": "pixels_outer"}'
+    )
     assert done.returncode == 0, done.stderr
     layer = load_spec(spec).layers[0]
     knobs = c_knobs(layer, {"fused": False, "order": "pixels_outer"})
@@ -97,12 +108,15 @@ def test_weights_are_baked_in_per_layer(spec, tmp_path):
         assert f"int {row[1]}(const float *input, float *output, void *scratch);" in header
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--knobs", "{fused: false}"], "--knobs '{fused: false}' is not valid JSON"),
-    (["--knobs", "[1]"], "--knobs must be a JSON object"),
-    (["--knobs", '{"tile_w": 0}'], "knob tile_w must be a positive integer, got 0"),
-    (["--weights", "missing.npz"], "weights file 'missing.npz' does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--knobs", "{fused: false}"], "--knobs '{fused: false}' is not valid JSON"),
+        (["--knobs", "[1]"], "--knobs must be a JSON object"),
+        (["--knobs", '{"tile_w": 0}'], "knob tile_w must be a positive integer, got 0"),
+        (["--weights", "missing.npz"], "weights file 'missing.npz' does not exist"),
+    ],
+)
 def test_bad_options_fail_with_one_line(spec, tmp_path, args, message):
     done = emit(str(spec), "-o", str(tmp_path), *args)
     assert done.returncode == 2

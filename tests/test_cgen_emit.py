@@ -23,18 +23,26 @@ from sepconv_codegen.cgen.measure import _stack_of, object_figures
 from sepconv_codegen.cgen.plan import default_c_knobs, make_plan
 from sepconv_codegen.cgen.toolchains import HOST, WARNING_FLAGS, Toolchain
 from sepconv_codegen.naming import kernel_name
-
 from tests.conftest import random_arrays
 
-SMALL = SeparableConv2D(name="small", input_shape=(1, 6, 7, 4), channel_multiplier=2,
-                        out_channels=12, bias=True, activation="relu6")
+SMALL = SeparableConv2D(
+    name="small",
+    input_shape=(1, 6, 7, 4),
+    channel_multiplier=2,
+    out_channels=12,
+    bias=True,
+    activation="relu6",
+)
 
 
 def weights_of(layer, seed=0):
-    return dict(zip(("depthwise_filter", "pointwise_filter", "bias"), random_arrays(layer, seed)[1:]))
+    return dict(
+        zip(("depthwise_filter", "pointwise_filter", "bias"), random_arrays(layer, seed)[1:])
+    )
 
 
-# ---- files, names, preamble --------------------------------------------------------------------
+# ---- files, names, preamble ----------------------------------------------------------------------
+
 
 def test_emit_writes_header_and_source_named_for_the_kernel(tmp_path):
     emitted = emit_c(SMALL, tmp_path)
@@ -48,8 +56,15 @@ def test_emit_writes_header_and_source_named_for_the_kernel(tmp_path):
     header = emitted.header.read_text()
     assert f"int {name}(const float *input, const float *depthwise_filter, " in header
     assert f"#define {name}_SCRATCH_BYTES {emitted.scratch_bytes}u" in header
-    for macro, value in [("IN_H", 6), ("IN_W", 7), ("IN_C", 4), ("OUT_C", 12), ("MULTIPLIER", 2),
-                         ("HAS_BIAS", 1), ("OUTPUT_SIZE", 6 * 7 * 12)]:
+    for macro, value in [
+        ("IN_H", 6),
+        ("IN_W", 7),
+        ("IN_C", 4),
+        ("OUT_C", 12),
+        ("MULTIPLIER", 2),
+        ("HAS_BIAS", 1),
+        ("OUTPUT_SIZE", 6 * 7 * 12),
+    ]:
         assert f"#define {name}_{macro} {value}" in header
 
 
@@ -104,6 +119,7 @@ def test_knobs_name_the_kernel_and_size_the_scratch(tmp_path):
 
 # ---- the one strict environment ------------------------------------------------------------------
 
+
 def test_environment_is_created_once_and_is_strict():
     env = environment()
     assert env is environment()
@@ -117,15 +133,19 @@ def test_template_contracts_are_checked():
         environment().globals["require"](False, "always")
 
 
-# ---- plans: the tile arithmetic --------------------------------------------------------------------
+# ---- plans: the tile arithmetic ------------------------------------------------------------------
 
-@pytest.mark.parametrize("out_w, tile_w, px, counts", [
-    (8, 8, 4, (4,)),
-    (13, 7, 3, (3, 1)),      # rows of 7 (3+3+1) and 6 (3+3)
-    (10, 4, 3, (3, 2, 1)),   # rows of 4 (3+1) and 2
-    (5, 2, 4, (2, 1)),       # px clamped to the tile width
-    (3, 16, 4, (3,)),        # tile clamped to the output
-])
+
+@pytest.mark.parametrize(
+    "out_w, tile_w, px, counts",
+    [
+        (8, 8, 4, (4,)),
+        (13, 7, 3, (3, 1)),  # rows of 7 (3+3+1) and 6 (3+3)
+        (10, 4, 3, (3, 2, 1)),  # rows of 4 (3+1) and 2
+        (5, 2, 4, (2, 1)),  # px clamped to the tile width
+        (3, 16, 4, (3,)),  # tile clamped to the output
+    ],
+)
 def test_register_tile_widths_cover_every_row_end(out_w, tile_w, px, counts):
     layer = SeparableConv2D(input_shape=(1, 3, out_w, 4), out_channels=16, padding="SAME")
     plan = make_plan(layer, Knobs(tile_w=tile_w, px=px, oc=16, vec=8))
@@ -155,7 +175,8 @@ def test_fused_ram_is_below_unfused_with_the_tvm_default_knobs_too():
         assert ram["kernel"] < ram["unfused"], layer.name
 
 
-# ---- bad input ---------------------------------------------------------------------------------
+# ---- bad input -----------------------------------------------------------------------------------
+
 
 def test_non_float32_layers_are_refused(tmp_path):
     with pytest.raises(SpecError, match="float64.*float32"):
@@ -173,16 +194,26 @@ def test_output_must_be_a_folder(tmp_path):
         emit_c(SMALL, tmp_path / "file")
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda w: w.pop("bias"), r"weights\['bias'\] is missing"),
-    (lambda w: w.update(extra=np.zeros(3, np.float32)), r"weights\['extra'\] is not a weight"),
-    (lambda w: w.update(bias=np.zeros(5, np.float32)), r"weights\['bias'\] has shape \(5,\)"),
-    (lambda w: w.update(pointwise_filter=w["pointwise_filter"].astype(np.float64)),
-     r"weights\['pointwise_filter'\] has dtype float64"),
-    (lambda w: w["depthwise_filter"].__setitem__((0, 0, 0, 0), np.nan),
-     r"weights\['depthwise_filter'\] holds NaN"),
-    (lambda w: w.update(depthwise_filter=[[1.0]]), r"weights\['depthwise_filter'\] must be a numpy"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: w.pop("bias"), r"weights\['bias'\] is missing"),
+        (lambda w: w.update(extra=np.zeros(3, np.float32)), r"weights\['extra'\] is not a weight"),
+        (lambda w: w.update(bias=np.zeros(5, np.float32)), r"weights\['bias'\] has shape \(5,\)"),
+        (
+            lambda w: w.update(pointwise_filter=w["pointwise_filter"].astype(np.float64)),
+            r"weights\['pointwise_filter'\] has dtype float64",
+        ),
+        (
+            lambda w: w["depthwise_filter"].__setitem__((0, 0, 0, 0), np.nan),
+            r"weights\['depthwise_filter'\] holds NaN",
+        ),
+        (
+            lambda w: w.update(depthwise_filter=[[1.0]]),
+            r"weights\['depthwise_filter'\] must be a numpy",
+        ),
+    ],
+)
 def test_bad_weights_are_refused_naming_the_key(tmp_path, change, message):
     weights = weights_of(SMALL)
     change(weights)
@@ -202,20 +233,29 @@ def test_weights_file_and_sequence_errors(tmp_path):
         emit_c(SMALL, tmp_path, weights=42)
 
 
-# ---- baked weights ---------------------------------------------------------------------------------
+# ---- baked weights -------------------------------------------------------------------------------
+
 
 def test_baked_weights_from_npz_mapping_or_tuple_give_the_same_kernel(tmp_path):
     weights = weights_of(SMALL)
     np.savez(tmp_path / "w.npz", **weights)
-    kernels = [emit_c(SMALL, tmp_path / kind, weights=source) for kind, source in
-               [("npz", tmp_path / "w.npz"), ("map", weights), ("tuple", tuple(weights.values()))]]
+    kernels = [
+        emit_c(SMALL, tmp_path / kind, weights=source)
+        for kind, source in [
+            ("npz", tmp_path / "w.npz"),
+            ("map", weights),
+            ("tuple", tuple(weights.values())),
+        ]
+    ]
     assert len({k.function for k in kernels}) == 1
     assert len({k.source.read_text() for k in kernels}) == 1
     baked = kernels[0]
     assert baked.baked_weights
     assert baked.function.startswith(kernel_name(SMALL, "c", default_c_knobs(SMALL)) + "_w")
-    assert f"int {baked.function}(const float *input, float *output, void *scratch);" in \
-        baked.header.read_text()
+    assert (
+        f"int {baked.function}(const float *input, float *output, void *scratch);"
+        in baked.header.read_text()
+    )
     source = baked.source.read_text()
     assert f"static const float {baked.function}_pointwise_filter[{8 * 12}] = {{" in source
     assert f"{weights['bias'][0]!s}f," in source
@@ -227,20 +267,31 @@ def test_different_baked_weights_get_different_functions(tmp_path):
     assert a.function != b.function  # two same-shape layers can live in one firmware image
 
 
-# ---- strict compilers, and what the code may use ---------------------------------------------------
+# ---- strict compilers, and what the code may use -------------------------------------------------
 
 STRICT_LAYERS = {
     "fused_bias_relu6": (SMALL, None),
-    "unfused_edge_channels": (SeparableConv2D(input_shape=(2, 5, 9, 3), kernel_size=(3, 5),
-                                              strides=2, out_channels=13),
-                              Knobs(tile_w=4, px=3, oc=8, vec=8, fused=False)),
-    "panel_dilated_valid": (SeparableConv2D(input_shape=(1, 9, 9, 8), dilation=2, padding="VALID",
-                                            out_channels=32, activation="relu"),
-                            Knobs(tile_h=2, tile_w=5, px=4, oc=16, vec=8, order="channels_outer")),
+    "unfused_edge_channels": (
+        SeparableConv2D(input_shape=(2, 5, 9, 3), kernel_size=(3, 5), strides=2, out_channels=13),
+        Knobs(tile_w=4, px=3, oc=8, vec=8, fused=False),
+    ),
+    "panel_dilated_valid": (
+        SeparableConv2D(
+            input_shape=(1, 9, 9, 8),
+            dilation=2,
+            padding="VALID",
+            out_channels=32,
+            activation="relu",
+        ),
+        Knobs(tile_h=2, tile_w=5, px=4, oc=16, vec=8, order="channels_outer"),
+    ),
 }
 COMPILERS = {
-    "gcc": ["gcc"], "gcc-native": ["gcc", "-march=native"], "gcc-generic": ["gcc", "-DSEPCONV_GENERIC"],
-    "clang": ["clang"], "clang-native": ["clang", "-march=native"],
+    "gcc": ["gcc"],
+    "gcc-native": ["gcc", "-march=native"],
+    "gcc-generic": ["gcc", "-DSEPCONV_GENERIC"],
+    "clang": ["clang"],
+    "clang-native": ["clang", "-march=native"],
 }
 
 
@@ -253,8 +304,12 @@ def test_compiles_cleanly_under_strict_c99(tmp_path, case, compiler, baked):
         pytest.skip(f"apt-get install {command[0]}")
     layer, knobs = STRICT_LAYERS[case]
     emitted = emit_c(layer, tmp_path, knobs, weights=weights_of(layer) if baked else None)
-    done = subprocess.run([*command, *WARNING_FLAGS, "-O2", "-c", str(emitted.source), "-o",
-                           str(tmp_path / "k.o")], capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, *WARNING_FLAGS, "-O2", "-c", str(emitted.source), "-o", str(tmp_path / "k.o")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -262,11 +317,17 @@ def test_compiles_cleanly_under_strict_c99(tmp_path, case, compiler, baked):
 def test_header_is_usable_from_cpp(tmp_path):
     emitted = emit_c(SMALL, tmp_path)
     user = tmp_path / "user.cpp"
-    user.write_text(f'#include "{emitted.header.name}"\n'
-                    f"int (*kernel)(const float *, const float *, const float *, const float *,"
-                    f" float *, void *) = {emitted.function};\n")
-    done = subprocess.run(["g++", "-Wall", "-Werror", "-c", str(user), "-o", str(tmp_path / "u.o")],
-                          capture_output=True, text=True)
+    user.write_text(
+        f'#include "{emitted.header.name}"\n'
+        f"int (*kernel)(const float *, const float *, const float *, const float *,"
+        f" float *, void *) = {emitted.function};\n"
+    )
+    done = subprocess.run(
+        ["g++", "-Wall", "-Werror", "-c", str(user), "-o", str(tmp_path / "u.o")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -277,23 +338,32 @@ def test_objects_hold_no_writable_globals_and_call_no_allocator(tmp_path):
         figures = object_figures(emitted.source, HOST)
         assert figures["data_bytes"] == 0 and figures["bss_bytes"] == 0
         obj = tmp_path / "k.o"
-        subprocess.run(["gcc", "-O2", "-std=c99", "-c", str(emitted.source), "-o", str(obj)], check=True)
-        undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()
+        subprocess.run(
+            ["gcc", "-O2", "-std=c99", "-c", str(emitted.source), "-o", str(obj)], check=True
+        )
+        undefined = subprocess.run(
+            ["nm", "-u", str(obj)], check=False, capture_output=True, text=True
+        ).stdout.split()
         assert set(undefined) - {"U"} <= {"memset", "memcpy", "memmove"}, undefined
 
 
 def test_includes_only_freestanding_headers(tmp_path):
     emitted = emit_c(SMALL, tmp_path, weights=weights_of(SMALL))
-    includes = {line.split()[1] for path in (emitted.header, emitted.source)
-                for line in path.read_text().splitlines() if line.startswith("#include")}
+    includes = {
+        line.split()[1]
+        for path in (emitted.header, emitted.source)
+        for line in path.read_text().splitlines()
+        if line.startswith("#include")
+    }
     assert includes == {"<stddef.h>", f'"{emitted.header.name}"', "<immintrin.h>", "<arm_neon.h>"}
     source = emitted.source.read_text()
     for intrinsic_header in ("<immintrin.h>", "<arm_neon.h>"):  # only behind their ISA guards
-        guard = source[:source.index(intrinsic_header)].rsplit("#if", 1)[1]
+        guard = source[: source.index(intrinsic_header)].rsplit("#if", 1)[1]
         assert "!defined(SEPCONV_GENERIC)" in guard
 
 
-# ---- measurements and the manifest entry -----------------------------------------------------------
+# ---- measurements and the manifest entry ---------------------------------------------------------
+
 
 def test_stack_report_is_summed_and_dynamic_frames_are_refused():
     report = "k.c:10:13:f\t48\tstatic\nk.c:20:5:g\t112\tstatic\n"

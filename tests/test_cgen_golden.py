@@ -23,8 +23,14 @@ from sepconv_codegen.cgen import emit_c
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("SEPCONV_UPDATE_GOLDEN") == "1"
 
-SMALL = SeparableConv2D(name="golden_small", input_shape=(1, 5, 6, 3), channel_multiplier=2,
-                        out_channels=10, bias=True, activation="relu6")
+SMALL = SeparableConv2D(
+    name="golden_small",
+    input_shape=(1, 5, 6, 3),
+    channel_multiplier=2,
+    out_channels=10,
+    bias=True,
+    activation="relu6",
+)
 
 
 def ramp(shape: tuple[int, ...]) -> np.ndarray:
@@ -36,11 +42,18 @@ def ramp(shape: tuple[int, ...]) -> np.ndarray:
 CASES = {
     "mobilenet_block3_default_knobs": lambda out: emit_c(mobilenet_v1().layers[2], out),
     "unfused_pixels_outer_edge_channels": lambda out: emit_c(
-        SMALL, out, Knobs(tile_h=2, tile_w=4, px=3, oc=8, vec=8, fused=False)),
+        SMALL, out, Knobs(tile_h=2, tile_w=4, px=3, oc=8, vec=8, fused=False)
+    ),
     "baked_weights_channels_outer": lambda out: emit_c(
-        SMALL, out, Knobs(tile_h=1, tile_w=6, px=4, oc=8, vec=8, order="channels_outer"),
-        weights=(ramp(SMALL.depthwise_filter_shape), ramp(SMALL.pointwise_filter_shape),
-                 ramp(SMALL.bias_shape))),
+        SMALL,
+        out,
+        Knobs(tile_h=1, tile_w=6, px=4, oc=8, vec=8, order="channels_outer"),
+        weights=(
+            ramp(SMALL.depthwise_filter_shape),
+            ramp(SMALL.pointwise_filter_shape),
+            ramp(SMALL.bias_shape),
+        ),
+    ),
 }
 
 
@@ -62,6 +75,16 @@ def test_generated_files_match_golden(case, tmp_path):
     expected = _files(expected_dir)
     assert sorted(produced) == sorted(expected), "the kernel's file names changed"
     for name, text in produced.items():
-        diff = "".join(difflib.unified_diff(expected[name].splitlines(True), text.splitlines(True),
-                                            f"golden/{case}/{name}", "generated", n=2))
-        assert not diff, f"generated {name} differs from golden (refresh on purpose, see module doc):\n{diff[:6000]}"
+        diff = "".join(
+            difflib.unified_diff(
+                expected[name].splitlines(True),
+                text.splitlines(True),
+                f"golden/{case}/{name}",
+                "generated",
+                n=2,
+            )
+        )
+        assert not diff, (
+            f"generated {name} differs from golden (to refresh on purpose, see the module "
+            f"docstring):\n{diff[:6000]}"
+        )

@@ -19,25 +19,39 @@ import pytest
 from sepconv_codegen import Knobs, SeparableConv2D
 from sepconv_codegen.cgen import emit_c, emit_harness, parse_harness_output
 from sepconv_codegen.cgen.toolchains import AARCH64, CORTEX_M4, compile_c
-
 from tests.conftest import ROOT, assert_matches_reference, random_arrays
 
 FIRMWARE = ROOT / "examples" / "firmware"
 
 CASES = {
     "m2_bias_relu6_panel": (
-        SeparableConv2D(input_shape=(1, 7, 9, 4), channel_multiplier=2, out_channels=24, bias=True,
-                        activation="relu6"),
-        Knobs(tile_h=2, tile_w=4, px=3, oc=8, vec=4, order="channels_outer")),
+        SeparableConv2D(
+            input_shape=(1, 7, 9, 4),
+            channel_multiplier=2,
+            out_channels=24,
+            bias=True,
+            activation="relu6",
+        ),
+        Knobs(tile_h=2, tile_w=4, px=3, oc=8, vec=4, order="channels_outer"),
+    ),
     "k5_s2_edge_channels_unfused": (
         SeparableConv2D(input_shape=(2, 9, 8, 3), kernel_size=5, strides=2, out_channels=21),
-        Knobs(tile_w=3, px=2, oc=16, vec=8, fused=False)),
+        Knobs(tile_w=3, px=2, oc=16, vec=8, fused=False),
+    ),
     "dilated_explicit_padding_oc6": (
-        SeparableConv2D(input_shape=(1, 8, 8, 5), dilation=2, padding=((2, 1), (0, 3)),
-                        out_channels=12, activation="relu"),
-        Knobs(tile_w=5, px=4, oc=6, vec=2)),  # oc not a multiple of 4: portable body only
+        SeparableConv2D(
+            input_shape=(1, 8, 8, 5),
+            dilation=2,
+            padding=((2, 1), (0, 3)),
+            out_channels=12,
+            activation="relu",
+        ),
+        Knobs(tile_w=5, px=4, oc=6, vec=2),
+    ),  # oc not a multiple of 4: portable body only
     "default_knobs_mobilenet_like": (
-        SeparableConv2D(input_shape=(1, 10, 10, 16), out_channels=32, bias=True), None),
+        SeparableConv2D(input_shape=(1, 10, 10, 16), out_channels=32, bias=True),
+        None,
+    ),
 }
 
 
@@ -46,13 +60,22 @@ def _weights(arrays):
 
 
 def _check_run(layer, arrays, command, timeout=180):
-    run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                         stdin=subprocess.DEVNULL)
-    assert run.returncode == 0, f"{command[0]} exited {run.returncode}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
+    run = subprocess.run(
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, (
+        f"{command[0]} exited {run.returncode}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
+    )
     assert_matches_reference(layer, parse_harness_output(run.stdout, layer.output_shape), arrays)
 
 
-# ---- AArch64 ---------------------------------------------------------------------------------------
+# ---- AArch64 -------------------------------------------------------------------------------------
+
 
 def _skip_without_aarch64():
     if not AARCH64.available:
@@ -72,18 +95,25 @@ def test_aarch64_under_qemu_matches_reference(case, baked, body, tmp_path):
     harness = emit_harness(emitted, arrays)
     flags = ["-O2", "-std=c99"] + (["-DSEPCONV_GENERIC"] if body == "portable" else [])
     if body == "neon":
-        preprocessed = subprocess.run([AARCH64.compiler, *flags, "-E", str(emitted.source)],
-                                      capture_output=True, text=True, check=True).stdout
+        preprocessed = subprocess.run(
+            [AARCH64.compiler, *flags, "-E", str(emitted.source)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if emitted.plan.oc % 4:
             assert "vfmaq_n_f32" not in preprocessed
         else:
             assert "vfmaq_n_f32" in preprocessed  # the NEON register tiles are what runs
     program = tmp_path / "check"
-    compile_c(AARCH64.compiler, [*flags, "-static", str(harness), str(emitted.source), "-o", str(program)])
+    compile_c(
+        AARCH64.compiler, [*flags, "-static", str(harness), str(emitted.source), "-o", str(program)]
+    )
     _check_run(layer, arrays, [AARCH64.emulator, str(program)])
 
 
-# ---- Cortex-M4 (MPS2 AN386) --------------------------------------------------------------------
+# ---- Cortex-M4 (MPS2 AN386) ----------------------------------------------------------------------
+
 
 def _skip_without_cortex_m():
     if not CORTEX_M4.available:
@@ -94,8 +124,17 @@ def _skip_without_cortex_m():
 
 def _run_on_mps2(program) -> list[str]:
     # Under `timeout`: a core that faults before the FPU is enabled would hang qemu silently.
-    return ["timeout", "120", CORTEX_M4.emulator, "-M", "mps2-an386", "-nographic", "-semihosting",
-            "-kernel", str(program)]
+    return [
+        "timeout",
+        "120",
+        CORTEX_M4.emulator,
+        "-M",
+        "mps2-an386",
+        "-nographic",
+        "-semihosting",
+        "-kernel",
+        str(program),
+    ]
 
 
 @pytest.mark.parametrize("baked", [False, True], ids=["weights-as-arguments", "baked-weights"])
@@ -107,9 +146,21 @@ def test_cortex_m4_under_qemu_matches_reference(case, baked, tmp_path):
     emitted = emit_c(layer, tmp_path, knobs, weights=_weights(arrays) if baked else None)
     harness = emit_harness(emitted, arrays)
     program = tmp_path / "check.elf"
-    compile_c(CORTEX_M4.compiler, [
-        *CORTEX_M4.flags, "-std=c99", "--specs=rdimon.specs", "-T", str(FIRMWARE / "mps2_an386.ld"),
-        str(FIRMWARE / "startup.c"), str(harness), str(emitted.source), "-o", str(program)])
+    compile_c(
+        CORTEX_M4.compiler,
+        [
+            *CORTEX_M4.flags,
+            "-std=c99",
+            "--specs=rdimon.specs",
+            "-T",
+            str(FIRMWARE / "mps2_an386.ld"),
+            str(FIRMWARE / "startup.c"),
+            str(harness),
+            str(emitted.source),
+            "-o",
+            str(program),
+        ],
+    )
     _check_run(layer, arrays, _run_on_mps2(program))
 
 
@@ -117,9 +168,23 @@ def test_cortex_m4_under_qemu_matches_reference(case, baked, tmp_path):
 def test_firmware_example_runs_and_passes(tmp_path):
     _skip_without_cortex_m()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(["make", "--no-print-directory", "-C", str(FIRMWARE), "run", f"BUILD={tmp_path}",
-                           f"PYTHON={sys.executable}"], capture_output=True, text=True, env=env,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(FIRMWARE),
+            "run",
+            f"BUILD={tmp_path}",
+            f"PYTHON={sys.executable}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[-1] == "PASS"

@@ -11,12 +11,13 @@ import ctypes
 import hashlib
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from ..kernel import Kernel, _aligned_empty as aligned_empty
+from ..kernel import Kernel
+from ..kernel import _aligned_empty as aligned_empty
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
 from .emit import EmittedKernel, emit_c
@@ -37,7 +38,9 @@ def cache_dir() -> Path:
     return Path(xdg) / "sepconv_codegen" / "c"
 
 
-def compile_library(emitted: EmittedKernel, cc: str = "gcc", cflags: Sequence[str] = DEFAULT_CFLAGS) -> Path:
+def compile_library(
+    emitted: EmittedKernel, cc: str = "gcc", cflags: Sequence[str] = DEFAULT_CFLAGS
+) -> Path:
     """The shared library of an emitted (unbaked) kernel, compiled unless already there."""
     if shutil.which(cc) is None:
         raise SpecError(f"C compiler {cc!r} was not found (install one, e.g. apt-get install gcc)")
@@ -48,15 +51,19 @@ def compile_library(emitted: EmittedKernel, cc: str = "gcc", cflags: Sequence[st
     library = emitted.source.with_name(f"{emitted.function}_{digest}.so")
     if not library.is_file():
         partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
-        compile_c(cc, [*cflags, "-std=c99", "-shared", "-fPIC", "-o", str(partial), str(emitted.source)])
+        compile_c(
+            cc, [*cflags, "-std=c99", "-shared", "-fPIC", "-o", str(partial), str(emitted.source)]
+        )
         os.replace(partial, library)
     return library
 
 
 class CKernel(Kernel):
-    """A C kernel loaded from its shared library; owns one scratch buffer (so one call at a time)."""
+    """A C kernel loaded from its shared library; owns one scratch buffer: one call at a time."""
 
-    def __init__(self, layer: SeparableConv2D, emitted: EmittedKernel, library: Path, schedule_source: str):
+    def __init__(
+        self, layer: SeparableConv2D, emitted: EmittedKernel, library: Path, schedule_source: str
+    ):
         super().__init__(layer, emitted.function, "c", emitted.knobs, schedule_source)
         self.library = library
         self._dll = ctypes.CDLL(str(library))
@@ -69,8 +76,14 @@ class CKernel(Kernel):
 
     def _pointers(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple:
         bias = arrays[3].ctypes.data if self.layer.bias else None
-        return (arrays[0].ctypes.data, arrays[1].ctypes.data, arrays[2].ctypes.data, bias,
-                out.ctypes.data, self._scratch.ctypes.data)
+        return (
+            arrays[0].ctypes.data,
+            arrays[1].ctypes.data,
+            arrays[2].ctypes.data,
+            bias,
+            out.ctypes.data,
+            self._scratch.ctypes.data,
+        )
 
     def _call(self, pointers: tuple) -> None:
         status = self._function(*pointers)
@@ -110,7 +123,7 @@ def build_c(
     cc: str = "gcc",
     cflags: Sequence[str] = DEFAULT_CFLAGS,
 ) -> CKernel:
-    """Emit the layer's C kernel, compile it with ``cc cflags`` into a cached shared library, load it."""
+    """Emit the layer's C kernel, compile it (``cc cflags``) into a cached library, load it."""
     plan = make_plan(layer, knobs)
     emitted = emit_c(layer, cache_dir() / plan.function, knobs=plan.knobs)
     library = compile_library(emitted, cc, cflags)

@@ -52,13 +52,13 @@ class EmittedKernel:
 
 
 def _require(condition: Any, message: str) -> str:
-    """A template's contract: ``{% do require(cond, "why") %}`` fails the render when cond is false."""
+    """A template's contract: ``{% do require(cond, "why") %}`` fails the render unless cond."""
     if not condition:
         raise jinja2.TemplateRuntimeError(f"template contract violated: {message}")
     return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def environment() -> jinja2.Environment:
     """The one Jinja environment for the C templates (strict, created on first use)."""
     env = jinja2.Environment(
@@ -80,7 +80,7 @@ def render(template_name: str, **context: Any) -> str:
 
 
 def comment_safe_json(data: Any) -> str:
-    """JSON that cannot end a C comment or form a trigraph: '*/' and '?' are escaped (valid JSON)."""
+    """JSON that cannot end a C comment or form a trigraph: '*/' and '?' escaped (still JSON)."""
     text = json.dumps(data, sort_keys=True, ensure_ascii=True)
     return text.replace("*/", "*\\/").replace("?", "\\u003f")
 
@@ -116,7 +116,7 @@ def _sizes(layer: SeparableConv2D) -> dict[str, int]:
 
 
 def write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` unless the file already holds exactly it (keeps mtimes, so builds stay warm)."""
+    """Write ``text`` unless the file holds exactly it already (keeps mtimes: builds stay warm)."""
     try:
         if path.read_text() == text:
             return False
@@ -167,8 +167,9 @@ def emit_c(
     source = out / f"{plan.function}.c"
     write_if_changed(header, render(HEADER_TEMPLATE, **context))
     write_if_changed(source, render(SOURCE_TEMPLATE, **context))
-    return EmittedKernel(plan.function, header, source, plan.scratch_bytes, plan.knobs,
-                         weights is not None, plan)
+    return EmittedKernel(
+        plan.function, header, source, plan.scratch_bytes, plan.knobs, weights is not None, plan
+    )
 
 
 def c_manifest_entry(

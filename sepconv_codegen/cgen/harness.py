@@ -21,7 +21,9 @@ __all__ = ["emit_harness", "parse_harness_output"]
 HARNESS_TEMPLATE = "harness.c.j2"
 
 
-def emit_harness(emitted: EmittedKernel, arrays: list[np.ndarray], path: Path | None = None) -> Path:
+def emit_harness(
+    emitted: EmittedKernel, arrays: list[np.ndarray], path: Path | None = None
+) -> Path:
     """Write the check program for ``emitted`` (default: NAME_harness.c beside the kernel).
 
     arrays: input, depthwise_filter, pointwise_filter[, bias] as for a Kernel call; the weights are
@@ -30,15 +32,24 @@ def emit_harness(emitted: EmittedKernel, arrays: list[np.ndarray], path: Path | 
     layer = emitted.plan.layer
     shapes = {"input": layer.input_shape, **weight_shapes(layer)}
     if len(arrays) != len(shapes):
-        raise SpecError(f"the harness needs {len(shapes)} arrays ({', '.join(shapes)}), got {len(arrays)}")
+        raise SpecError(
+            f"the harness needs {len(shapes)} arrays ({', '.join(shapes)}), got {len(arrays)}"
+        )
     for (name, shape), array in zip(shapes.items(), arrays):
         if array.dtype != np.float32 or array.shape != shape:
-            raise SpecError(f"{name} must be float32 of shape {shape}, got {array.dtype} {array.shape}")
+            raise SpecError(
+                f"{name} must be float32 of shape {shape}, got {array.dtype} {array.shape}"
+            )
     if emitted.baked_weights:
         embedded, arguments = ["input"], ["input"]
     else:
         embedded = list(shapes)
-        arguments = ["input", "depthwise_filter", "pointwise_filter", "bias" if layer.bias else "NULL"]
+        arguments = [
+            "input",
+            "depthwise_filter",
+            "pointwise_filter",
+            "bias" if layer.bias else "NULL",
+        ]
     tensors = bake({name: array for name, array in zip(shapes, arrays) if name in embedded})
     text = render(
         HARNESS_TEMPLATE,
@@ -53,7 +64,7 @@ def emit_harness(emitted: EmittedKernel, arrays: list[np.ndarray], path: Path | 
     return path
 
 
-_OUTPUT_RE = re.compile(r"status (-?\d+)\s+begin\s+(.*?)\s*end", re.S)
+_OUTPUT_RE = re.compile(r"status (-?\d+)\s+begin\s+(.*?)\s*end", re.DOTALL)
 
 
 def parse_harness_output(text: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -66,5 +77,7 @@ def parse_harness_output(text: str, shape: tuple[int, ...]) -> np.ndarray:
     words = match.group(2).split()
     values = np.array([int(word, 16) for word in words], dtype=np.uint32).view(np.float32)
     if values.size != int(np.prod(shape)):
-        raise ValueError(f"the harness printed {values.size} values, expected {int(np.prod(shape))}")
+        raise ValueError(
+            f"the harness printed {values.size} values, expected {int(np.prod(shape))}"
+        )
     return values.reshape(shape)

@@ -35,7 +35,9 @@ def peak_ram(layer: SeparableConv2D, knobs: Knobs | None = None) -> dict[str, in
 
 def _size_of(toolchain: Toolchain, obj: Path) -> dict[str, int]:
     # Berkeley format: "   text    data     bss     dec     hex filename", then one row.
-    result = subprocess.run([toolchain.size_tool, str(obj)], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [toolchain.size_tool, str(obj)], capture_output=True, text=True, check=True
+    )
     text, data, bss = (int(v) for v in result.stdout.splitlines()[1].split()[:3])
     return {"text_bytes": text, "data_bytes": data, "bss_bytes": bss}
 
@@ -65,14 +67,27 @@ def object_figures(source: Path, toolchain: Toolchain) -> dict[str, Any]:
         return {"unavailable": toolchain.install_hint}
     with tempfile.TemporaryDirectory() as tmp:
         obj = Path(tmp) / "kernel.o"
-        compile_c(toolchain.compiler, [*toolchain.flags, "-std=c99", "-fstack-usage", "-c",
-                                       str(Path(source).resolve()), "-o", str(obj)], cwd=tmp)
+        compile_c(
+            toolchain.compiler,
+            [
+                *toolchain.flags,
+                "-std=c99",
+                "-fstack-usage",
+                "-c",
+                str(Path(source).resolve()),
+                "-o",
+                str(obj),
+            ],
+            cwd=tmp,
+        )
         figures = {"flags": " ".join(toolchain.flags), **_size_of(toolchain, obj)}
         figures["stack_bytes"] = _stack_of(obj.with_suffix(".su").read_text())
     return figures
 
 
-def describe(emitted: EmittedKernel, toolchains: tuple[Toolchain, ...] = TOOLCHAINS) -> dict[str, Any]:
+def describe(
+    emitted: EmittedKernel, toolchains: tuple[Toolchain, ...] = TOOLCHAINS
+) -> dict[str, Any]:
     """A manifest entry for an emitted kernel: files, function, knobs, scratch, RAM, and per
     toolchain the object's code size and stack bound."""
     return {

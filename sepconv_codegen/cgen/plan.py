@@ -62,31 +62,21 @@ class IntrinsicPath:
 
 
 INTRINSIC_PATHS = (
-    IntrinsicPath("avx2", "AVX2+FMA (x86-64, -mavx2 -mfma or -march=native)",
-                  "defined(__AVX2__) && defined(__FMA__)", "immintrin.h", lanes=8),
-    IntrinsicPath("neon", "NEON (AArch64)", "defined(__ARM_NEON) && defined(__aarch64__)",
-                  "arm_neon.h", lanes=4),
+    IntrinsicPath(
+        "avx2",
+        "AVX2+FMA (x86-64, -mavx2 -mfma or -march=native)",
+        "defined(__AVX2__) && defined(__FMA__)",
+        "immintrin.h",
+        lanes=8,
+    ),
+    IntrinsicPath(
+        "neon",
+        "NEON (AArch64)",
+        "defined(__ARM_NEON) && defined(__aarch64__)",
+        "arm_neon.h",
+        lanes=4,
+    ),
 )
-
-
-def default_c_knobs(layer: SeparableConv2D) -> Knobs:
-    """Knobs for the C kernel when none are given, derived from the layer's shape.
-
-    Register tile px=4 pixels x oc=16 channels: with AVX2 that is 4*2 accumulators + 2 filter
-    vectors + 1 broadcast = 11 of the 16 ymm registers; with NEON 4*4 + 4 + 1 = 21 of 32. Layers
-    with fewer than 16 output channels get oc=8, so that most channels still take the vector path.
-    Spatial tile: whole rows of up to 16 pixels, and as many rows as make about 16 pixels
-    (14x14 -> 1x14, 7x7 -> 3x7), never the whole output: each packed filter panel (C*M x 16
-    floats) then serves at least 4 register tiles, and the tile's intermediate (<= 16*C*M floats)
-    stays a fraction of the whole one.
-    Loop order channels_outer: a packed filter panel per tile (see the module docstring).
-    """
-    _, oh, ow, out_channels = layer.output_shape
-    oc = 16 if out_channels >= 16 else 8
-    tile_w = min(16, ow)
-    tile_h = max(1, min(-(-16 // tile_w), oh // 2))
-    return Knobs(tile_h=tile_h, tile_w=tile_w, px=min(4, tile_w), oc=oc, vec=8, fused=True,
-                 order="channels_outer", unroll=True, pad="inline")
 
 
 # Bound on one tile's intermediate (the fused scratch): small enough to stay in a desktop core's
@@ -113,10 +103,20 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
     pixel_bytes = layer.depthwise_channels * FLOAT_BYTES
     oc = 16 if out_channels >= 16 else 8
     tile_w = max(1, min(ow, 64, TILE_BUDGET_BYTES // pixel_bytes))
-    tile_h = max(1, min(-(-TILE_PIXELS // tile_w), oh // 2,
-                        TILE_BUDGET_BYTES // (pixel_bytes * tile_w)))
-    return Knobs(tile_h=tile_h, tile_w=tile_w, px=min(4, tile_w), oc=oc, vec=8, fused=True,
-                 order="channels_outer", unroll=True, pad="inline")
+    tile_h = max(
+        1, min(-(-TILE_PIXELS // tile_w), oh // 2, TILE_BUDGET_BYTES // (pixel_bytes * tile_w))
+    )
+    return Knobs(
+        tile_h=tile_h,
+        tile_w=tile_w,
+        px=min(4, tile_w),
+        oc=oc,
+        vec=8,
+        fused=True,
+        order="channels_outer",
+        unroll=True,
+        pad="inline",
+    )
 
 
 def c_knobs(layer: SeparableConv2D, overrides: dict | None = None) -> Knobs:
@@ -124,7 +124,9 @@ def c_knobs(layer: SeparableConv2D, overrides: dict | None = None) -> Knobs:
     if overrides is None:
         return default_c_knobs(layer)
     if not isinstance(overrides, dict):
-        raise SpecError(f"knob overrides must be a mapping of knob names to values, got {overrides!r}")
+        raise SpecError(
+            f"knob overrides must be a mapping of knob names to values, got {overrides!r}"
+        )
     return Knobs.from_dict({**default_c_knobs(layer).to_dict(), **overrides})
 
 
@@ -204,13 +206,28 @@ class KernelPlan:
         (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
         (pad_top, _), (pad_left, _) = layer.pads
         return {
-            "BATCH": n, "IN_H": h, "IN_W": w, "IN_C": c,
-            "MULTIPLIER": layer.channel_multiplier, "DW_C": layer.depthwise_channels,
+            "BATCH": n,
+            "IN_H": h,
+            "IN_W": w,
+            "IN_C": c,
+            "MULTIPLIER": layer.channel_multiplier,
+            "DW_C": layer.depthwise_channels,
             "DW_BLOCK": self.depthwise_block,
-            "OUT_H": oh, "OUT_W": ow, "OUT_C": o,
-            "KERNEL_H": kh, "KERNEL_W": kw, "STRIDE_H": sh, "STRIDE_W": sw,
-            "DILATION_H": dh, "DILATION_W": dw, "PAD_TOP": pad_top, "PAD_LEFT": pad_left,
-            "TILE_H": self.tile_h, "TILE_W": self.tile_w, "TILE_PX": self.px, "TILE_OC": self.oc,
+            "OUT_H": oh,
+            "OUT_W": ow,
+            "OUT_C": o,
+            "KERNEL_H": kh,
+            "KERNEL_W": kw,
+            "STRIDE_H": sh,
+            "STRIDE_W": sw,
+            "DILATION_H": dh,
+            "DILATION_W": dw,
+            "PAD_TOP": pad_top,
+            "PAD_LEFT": pad_left,
+            "TILE_H": self.tile_h,
+            "TILE_W": self.tile_w,
+            "TILE_PX": self.px,
+            "TILE_OC": self.oc,
             "FULL_C": self.full_channels,
             # Row stride of the filter the register tiles read: the packed panel's, or the filter's.
             "FILTER_STRIDE": self.oc if self.packs_panel else o,
@@ -235,7 +252,8 @@ def make_plan(layer: SeparableConv2D, knobs: Knobs | None = None) -> KernelPlan:
         raise SpecError(f"layer must be a SeparableConv2D, got {type(layer).__name__}")
     if layer.dtype != "float32":
         raise SpecError(
-            f"layer {layer.name!r} has dtype {layer.dtype!r}: the C backend emits float32 kernels only"
+            f"layer {layer.name!r} has dtype {layer.dtype!r}: "
+            "the C backend emits float32 kernels only"
         )
     if knobs is None:
         knobs = default_c_knobs(layer)

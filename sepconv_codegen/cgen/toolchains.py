@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "AARCH64", "CORTEX_M4", "HOST", "TOOLCHAINS", "CompileError", "Toolchain", "WARNING_FLAGS",
+    "AARCH64",
+    "CORTEX_M4",
+    "HOST",
+    "TOOLCHAINS",
+    "WARNING_FLAGS",
+    "CompileError",
+    "Toolchain",
     "compile_c",
 ]
 
@@ -55,14 +61,22 @@ class Toolchain:
 
 HOST = Toolchain("host-gcc", "gcc", "size", ("-O2",), ("gcc", "binutils"))
 AARCH64 = Toolchain(
-    "aarch64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-size", ("-O2",),
-    ("gcc-aarch64-linux-gnu",), emulator="qemu-aarch64", emulator_packages=("qemu-user",),
+    "aarch64",
+    "aarch64-linux-gnu-gcc",
+    "aarch64-linux-gnu-size",
+    ("-O2",),
+    ("gcc-aarch64-linux-gnu",),
+    emulator="qemu-aarch64",
+    emulator_packages=("qemu-user",),
 )
 CORTEX_M4 = Toolchain(
-    "cortex-m4", "arm-none-eabi-gcc", "arm-none-eabi-size",
+    "cortex-m4",
+    "arm-none-eabi-gcc",
+    "arm-none-eabi-size",
     ("-O2", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
     ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi"),
-    emulator="qemu-system-arm", emulator_packages=("qemu-system-arm",),
+    emulator="qemu-system-arm",
+    emulator_packages=("qemu-system-arm",),
 )
 TOOLCHAINS = (HOST, AARCH64, CORTEX_M4)
 
@@ -71,9 +85,13 @@ class CompileError(RuntimeError):
     """A C compiler failed; the message holds its command and output."""
 
 
-def compile_c(compiler: str, args: list[str], cwd: str | Path | None = None, timeout: float = 300) -> None:
+def compile_c(
+    compiler: str, args: list[str], cwd: str | Path | None = None, timeout: float = 300
+) -> None:
     """Run ``compiler *args``; raises CompileError with the compiler's output when it fails."""
     command = [compiler, *args]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if result.returncode != 0:
         raise CompileError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")

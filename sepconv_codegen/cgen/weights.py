@@ -14,7 +14,12 @@ import numpy as np
 from ..spec import Network, SeparableConv2D, SpecError
 
 __all__ = [
-    "BakedTensor", "bake", "load_weights", "network_weights", "read_npz", "weight_names",
+    "BakedTensor",
+    "bake",
+    "load_weights",
+    "network_weights",
+    "read_npz",
+    "weight_names",
     "weight_shapes",
 ]
 
@@ -53,7 +58,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError) as err:
-        raise SpecError(f"weights file {str(path)!r} is not a readable .npz archive: {err}") from None
+        raise SpecError(
+            f"weights file {str(path)!r} is not a readable .npz archive: {err}"
+        ) from None
 
 
 def load_weights(layer: SeparableConv2D, weights: Any) -> dict[str, np.ndarray]:
@@ -76,7 +83,8 @@ def load_weights(layer: SeparableConv2D, weights: Any) -> dict[str, np.ndarray]:
         given = dict(zip(names, weights))
     else:
         raise SpecError(
-            f"weights must be a .npz path, a mapping or a tuple of arrays, got {type(weights).__name__}"
+            "weights must be a .npz path, a mapping or a tuple of arrays, "
+            f"got {type(weights).__name__}"
         )
     unexpected = sorted(set(given) - set(names))
     if unexpected:
@@ -105,7 +113,8 @@ def network_weights(network: Network, path: str | os.PathLike) -> dict[str, dict
         if layer_name not in names:
             raise SpecError(
                 f"weights key {key!r} in {str(path)!r} names no layer of this spec "
-                f"(expected LAYER/depthwise_filter etc. with LAYER one of {', '.join(sorted(names))})"
+                "(expected LAYER/depthwise_filter etc. with LAYER one of "
+                f"{', '.join(sorted(names))})"
             )
         per_layer[layer_name][tensor] = value
     missing = [name for name, tensors in per_layer.items() if not tensors]
@@ -126,7 +135,9 @@ def _checked(layer: SeparableConv2D, name: str, given: dict, shape: tuple[int, .
             "(convert with .astype('float32'))"
         )
     if value.shape != shape:
-        raise SpecError(f"weights[{name!r}] has shape {value.shape}, layer {layer.name!r} needs {shape}")
+        raise SpecError(
+            f"weights[{name!r}] has shape {value.shape}, layer {layer.name!r} needs {shape}"
+        )
     if not np.isfinite(value).all():
         raise SpecError(f"weights[{name!r}] holds NaN or infinite values")
     return value

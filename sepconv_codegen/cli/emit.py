@@ -15,22 +15,27 @@ from .common import add_spec_argument, network_from_args
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "emit", help="write standalone C99 kernels (.c/.h) for every layer of a spec",
+        "emit",
+        help="write standalone C99 kernels (.c/.h) for every layer of a spec",
         description="Write NAME.h and NAME.c for every layer (default: MobileNetV1's blocks): "
-                    "portable C99 with no dependencies, weights optionally compiled in. Prints "
-                    "each kernel's scratch buffer and peak RAM, fused and unfused.",
+        "portable C99 with no dependencies, weights optionally compiled in. Prints "
+        "each kernel's scratch buffer and peak RAM, fused and unfused.",
     )
     add_spec_argument(parser)
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
-        "--weights", default=None, metavar="FILE.npz",
+        "--weights",
+        default=None,
+        metavar="FILE.npz",
         help="compile these weights in: keys LAYER/depthwise_filter, LAYER/pointwise_filter and "
-             "LAYER/bias (a one-layer spec may use the bare names); float32, TF layouts",
+        "LAYER/bias (a one-layer spec may use the bare names); float32, TF layouts",
     )
     parser.add_argument(
-        "--knobs", default=None, metavar="JSON",
+        "--knobs",
+        default=None,
+        metavar="JSON",
         help="knobs to change in every layer's C defaults, as a JSON object, e.g. "
-             "'{\"fused\": false}' or '{\"tile_h\": 2, \"tile_w\": 8}'",
+        '\'{"fused": false}\' or \'{"tile_h": 2, "tile_w": 8}\'',
     )
     parser.set_defaults(func=run)
 
@@ -53,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     knobs = {layer.name: c_knobs(layer, overrides) for layer in network}
     weights = network_weights(network, args.weights) if args.weights else {}
     out_dir = Path(args.output)
-    header = (f"{'layer':<12} {'function':<56} {'scratch B':>10} {'peak RAM B':>11} "
-              f"{'unfused B':>11} {'ratio':>6}")
+    header = (
+        f"{'layer':<12} {'function':<56} {'scratch B':>10} {'peak RAM B':>11} "
+        f"{'unfused B':>11} {'ratio':>6}"
+    )
     print(header)
     print("-" * len(header))
     functions = set()
@@ -62,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         emitted = emit_c(layer, out_dir, knobs=knobs[layer.name], weights=weights.get(layer.name))
         functions.add(emitted.function)
         ram = peak_ram_bytes(emitted.plan)
-        print(f"{layer.name:<12} {emitted.function:<56} {emitted.scratch_bytes:>10} "
-              f"{ram['kernel']:>11} {ram['unfused']:>11} {ram['kernel'] / ram['unfused']:>6.2f}")
+        print(
+            f"{layer.name:<12} {emitted.function:<56} {emitted.scratch_bytes:>10} "
+            f"{ram['kernel']:>11} {ram['unfused']:>11} {ram['kernel'] / ram['unfused']:>6.2f}"
+        )
     print(f"wrote {len(functions)} kernels ({2 * len(functions)} files) to {out_dir}/")
     print("peak RAM: input + output + scratch; unfused: input + output + the whole intermediate")
     return 0
