@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ import jinja2
 from .._resources import templates_dir
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
+from .measure import describe
 from .plan import KernelPlan, make_plan
 from .weights import bake, load_weights
 
@@ -100,18 +102,12 @@ def _formula(layer: SeparableConv2D) -> str:
 
 
 def _sizes(layer: SeparableConv2D) -> dict[str, int]:
-    def count(shape: tuple[int, ...]) -> int:
-        total = 1
-        for dim in shape:
-            total *= dim
-        return total
-
     return {
-        "input": count(layer.input_shape),
-        "depthwise_filter": count(layer.depthwise_filter_shape),
-        "pointwise_filter": count(layer.pointwise_filter_shape),
+        "input": math.prod(layer.input_shape),
+        "depthwise_filter": math.prod(layer.depthwise_filter_shape),
+        "pointwise_filter": math.prod(layer.pointwise_filter_shape),
         "bias": layer.out_channels if layer.bias else 0,
-        "output": count(layer.output_shape),
+        "output": math.prod(layer.output_shape),
     }
 
 
@@ -168,7 +164,13 @@ def emit_c(
     write_if_changed(header, render(HEADER_TEMPLATE, **context))
     write_if_changed(source, render(SOURCE_TEMPLATE, **context))
     return EmittedKernel(
-        plan.function, header, source, plan.scratch_bytes, plan.knobs, weights is not None, plan
+        function=plan.function,
+        header=header,
+        source=source,
+        scratch_bytes=plan.scratch_bytes,
+        knobs=plan.knobs,
+        baked_weights=weights is not None,
+        plan=plan,
     )
 
 
@@ -180,6 +182,4 @@ def c_manifest_entry(
     Returns the file names, function, knobs, scratch bytes, peak RAM (this kernel vs the layer
     computed unfused) and, per toolchain present on this machine, code size and stack use.
     """
-    from .measure import describe
-
     return describe(emit_c(layer, out_dir, knobs=knobs))

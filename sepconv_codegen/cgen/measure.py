@@ -10,13 +10,15 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
-from .emit import EmittedKernel
 from .plan import make_plan, peak_ram_bytes
 from .toolchains import TOOLCHAINS, Toolchain, compile_c
+
+if TYPE_CHECKING:  # emit.py imports this module for c_manifest_entry
+    from .emit import EmittedKernel
 
 __all__ = ["describe", "object_figures", "peak_ram", "scratch_bytes"]
 

@@ -18,6 +18,7 @@ time; the contiguous copy stays in cache. "pixels_outer" reads the filter in pla
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..naming import kernel_name
@@ -92,16 +93,17 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
 
     Register tile px=4 pixels x oc=16 channels: with AVX2 that is 4*2 accumulators + 2 filter
     vectors + 1 broadcast = 11 of the 16 ymm registers; with NEON 4*4 + 4 + 1 = 21 of 32. Layers
-    with fewer than 16 output channels get oc=8, so that most channels still take the vector path.
+    with fewer output channels get oc=8 or 4, so that most channels still take a vector path.
     Spatial tile: whole output rows (up to 64 pixels), as many as make TILE_PIXELS pixels but at
     most half the output's rows (so the fused scratch stays well below the whole intermediate),
-    shrunk until the tile's intermediate fits TILE_BUDGET_BYTES. MobileNetV1 224: 1x112 at
-    112x112x32, 2x28 at 28x28x256, 3x14 at 14x14x512, 3x7 at 7x7x1024.
+    shrunk until the tile's intermediate fits TILE_BUDGET_BYTES. MobileNetV1 at 224: 1x64 at
+    112x112, 1x56 at 56x56, 2x28 at 28x28, 3x14 at 14x14 and 3x7 at 7x7.
     Loop order channels_outer: a packed filter panel per tile (see the module docstring).
+    The other knobs keep their defaults: the C path does not read them.
     """
     _, oh, ow, out_channels = layer.output_shape
     pixel_bytes = layer.depthwise_channels * FLOAT_BYTES
-    oc = 16 if out_channels >= 16 else 8
+    oc = 16 if out_channels >= 16 else 8 if out_channels >= 8 else 4
     tile_w = max(1, min(ow, 64, TILE_BUDGET_BYTES // pixel_bytes))
     tile_h = max(
         1, min(-(-TILE_PIXELS // tile_w), oh // 2, TILE_BUDGET_BYTES // (pixel_bytes * tile_w))
@@ -111,11 +113,9 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
         tile_w=tile_w,
         px=min(4, tile_w),
         oc=oc,
-        vec=8,
+        vec=min(8, oc),
         fused=True,
         order="channels_outer",
-        unroll=True,
-        pad="inline",
     )
 
 
@@ -288,15 +288,8 @@ def peak_ram_bytes(plan: KernelPlan) -> dict[str, int]:
     Weights are constant and usually live in flash, so neither counts them.
     """
     layer = plan.layer
-    tensors = _elements(layer.input_shape) + _elements(layer.output_shape)
+    tensors = math.prod(layer.input_shape) + math.prod(layer.output_shape)
     return {
         "kernel": (tensors + plan.scratch_floats) * FLOAT_BYTES,
-        "unfused": (tensors + _elements(layer.intermediate_shape)) * FLOAT_BYTES,
+        "unfused": (tensors + math.prod(layer.intermediate_shape)) * FLOAT_BYTES,
     }
-
-
-def _elements(shape: tuple[int, ...]) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
