@@ -44,7 +44,7 @@ CASES = {
 def _run_on_aarch64(kernel, arrays, tmp_path, threads=1):
     program = link_harness(kernel, tmp_path / "run_kernel")
     emulator = None if ON_AARCH64 else "qemu-aarch64"
-    return run_harness(program, kernel.layer, arrays, emulator=emulator, threads=threads)[0]
+    return run_harness(program, kernel, arrays, emulator=emulator, threads=threads)[0]
 
 
 @needs_cross_tools
@@ -70,12 +70,14 @@ def test_core_presets_are_bit_exact_on_dyadic_inputs(core, tmp_path):
 
 @needs_cross_tools
 def test_other_points_of_the_neon_space(tmp_path):
-    """Unfused, staged padding and the other loop order also hold on NEON."""
+    """Unfused, staged padding, a packed pointwise filter, taps in registers and the other loop
+    order also hold on NEON."""
     layer = L(input_shape=(1, 9, 10, 6), out_channels=9, bias=True)
     target = resolve_target("aarch64")
     space = neon_space.search_space(layer, target, seed=2)
     picks = [next(k for k in space if not k.fused),
              next(k for k in space if k.pad == "stage"),
+             next(k for k in space if k.pack and k.taps == "inner"),
              next(k for k in space if k.order == "channels_outer" and k.px != 4)]
     arrays = random_arrays(layer, seed=4)
     for i, knobs in enumerate(picks):
@@ -136,7 +138,8 @@ def test_harness_source_ships_with_the_package():
 def test_harness_reports_a_shape_mismatch_instead_of_crashing(cross_kernel, tmp_path):
     """The kernel's own argument checks still run inside the harness."""
     program = link_harness(cross_kernel, tmp_path / "run_kernel")
-    wrong = L(input_shape=(1, 6, 6, 8), out_channels=8, bias=True, strides=2)  # output 3x3
+    arrays = random_arrays(cross_kernel.layer)
+    arrays[0] = arrays[0][:, :5]  # 5 input rows where the kernel was built for 6
     emulator = None if ON_AARCH64 else "qemu-aarch64"
     with pytest.raises(SpecError, match="kernel error"):
-        run_harness(program, wrong, random_arrays(wrong), emulator=emulator)
+        run_harness(program, cross_kernel, arrays, emulator=emulator)

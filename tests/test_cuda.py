@@ -87,6 +87,7 @@ def test_mobilenet_defaults_fit_and_fill_the_gpu(batch):
     (dict(vec=4, oc=8), "divide out_channels"),
     (dict(tile_w=6, px=4), "multiple of px"),
     (dict(tile_h=8, tile_w=16, px=1, oc=32, vec=1), "threads per block"),
+    (dict(pack=True), "pack must be false"),
 ])
 def test_knobs_outside_the_space_are_spec_errors(change, says):
     layer = L(input_shape=(1, 16, 16, 32), out_channels=10)  # 10 channels: vec 1 or 2

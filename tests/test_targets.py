@@ -134,14 +134,22 @@ NEON = resolve_target("aarch64")
 
 @pytest.mark.parametrize("layer, tile", [
     (L(input_shape=(1, 56, 56, 128), out_channels=128), (4, 16)),  # MobileNet block 3
-    (L(input_shape=(1, 7, 7, 1024), out_channels=1024), (4, 16)),
-    (L(input_shape=(1, 9, 9, 8), out_channels=10), (4, 12)),  # 3 vectors cover 10 channels
-    (L(input_shape=(1, 3, 3, 8), out_channels=3), (3, 4)),  # 3 output columns, one vector
+    (L(input_shape=(1, 28, 28, 128), out_channels=256), (4, 16)),
+    (L(input_shape=(1, 14, 14, 512), out_channels=512), (7, 8)),  # not 14x8: 28 accumulators
+    (L(input_shape=(1, 7, 7, 1024), out_channels=1024), (7, 8)),
 ])
 def test_neon_default_register_tile(layer, tile):
     knobs = neon_space.default_knobs(layer, NEON)
-    assert (knobs.px, knobs.oc) == tile and knobs.vec == 4 and knobs.px <= knobs.tile_w
+    assert (knobs.px, knobs.oc) == tile and knobs.vec == 4
+
+
+@pytest.mark.parametrize("shape, out", [((1, 9, 9, 8), 10), ((1, 3, 3, 8), 3), ((2, 5, 13, 3), 7),
+                                        ((1, 12, 12, 16), 40)])
+def test_neon_default_fits_the_register_file_and_divides_the_tile(shape, out):
+    layer = L(input_shape=shape, out_channels=out)
+    knobs = neon_space.default_knobs(layer, NEON)
     vectors = knobs.oc // knobs.vec
+    assert knobs.vec == 4 and knobs.tile_w % knobs.px == 0
     assert knobs.px * vectors + vectors + 1 <= NEON.vector_registers
 
 

@@ -1,20 +1,25 @@
-"""AArch64 (NEON) schedule space: the CPU space, with the default register tile chosen for NEON.
+"""AArch64 (NEON) schedule space: the CPU space, with a register tile of at most 16 accumulators.
 
 Pure data and arithmetic: no TVM here. The CPU schedule (tvm_backend.schedule_cpu) applies it;
 targets whose `space` is "aarch64" (aarch64, cortex-a53/a72/a76, an AArch64 host) come here.
 
-Why NEON gets its own default: the CPU default for a 32-register file (AVX-512) is 6 pixels x 2
-vectors, which with 4-lane NEON vectors is a 6 x 8 tile, and LLVM compiles TVM's 6-pixel tile
-with address arithmetic inside the pointwise loop. llvm-mca 14 on the pointwise inner loop TVM
-0.27 emits for a 28x28x128 -> 128 layer (flop per cycle; the models' peaks are 8 and 4):
+The CPU default takes the register tile with the most FMAs per loaded value that fits the register
+file and divides the tile. With NEON's 32 registers that can be 14 pixels x 2 vectors: 28
+accumulators + 2 filter vectors + 1 broadcast, 31 of 32 registers, and the in-order Cortex-A53
+loses a third of its throughput there. llvm-mca 14's estimate of the pointwise inner loop TVM 0.27
+emits (flop per cycle; the models' peaks are 8 and 4; * = this default):
 
-    register tile (px x oc)   4x16   4x8    2x32   2x16   6x8    8x8
-    cortex-a72 model          7.7    7.0    7.7    7.0    2.9    3.3
-    cortex-a53 model          2.6    2.1    2.3    2.1     -     1.2
+    layer (tile width)         tile   cortex-a72 model   cortex-a53 model
+    28x28x128 -> 128 (28)      4x16*  7.7                2.6
+                               7x8    8.0                2.0
+                               4x8    7.0                2.1
+    14x14x256 -> 256 (14)      7x8*   8.0                2.3
+                               14x8   8.0                1.7
+    7x7x512 -> 512 (7)         7x8*   8.0                2.3
 
-4 pixels x 4 vectors (16 accumulators + 4 filter vectors + 1 broadcast = 21 of 32 registers) is
-the best or tied for best on both: the same 16x4 shape as OpenBLAS's ARMv8 sgemm kernel. It is
-an estimate of throughput, not a timing on a board.
+So NEON keeps the CPU's choice among tiles of at most 16 accumulators (half the register file):
+4x16 where 4 divides the tile (the 16x4 shape of OpenBLAS's ARMv8 sgemm kernel), else 7x8. These
+are throughput estimates, not timings on a board.
 """
 
 from __future__ import annotations
@@ -26,25 +31,33 @@ from ..targets import Target
 from . import cpu
 from .knobs import Knobs
 
-__all__ = ["default_knobs", "search_space"]
+__all__ = ["ACCUMULATORS", "default_knobs", "search_space"]
 
-PIXELS, VECTORS = 4, 4  # the register tile above: 4 pixels x 4 vectors of lanes
+ACCUMULATORS = 16  # at most px * (oc / lanes) vector accumulators in the register tile
+
+
+def _fmas_per_load(px: int, vectors: int) -> float:
+    # Each reduction step loads `vectors` filter vectors and broadcasts `px` intermediate values.
+    return px * vectors / (px + vectors)
 
 
 def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
-    """The CPU default (spatial tile, loop order) with NEON's 4 x (4 vectors) register tile;
-    fewer vectors when the layer has fewer output channels."""
+    """The CPU default (spatial tile, packing, loop order) with the register tile that has the most
+    FMAs per loaded value among those of at most 16 accumulators."""
     lanes = target.lanes(layer.dtype)
-    _, _, ow, o = layer.output_shape
-    vectors = max(1, min(VECTORS, -(-o // lanes)))
     base = cpu.default_knobs(layer, target)
-    return replace(base, px=min(PIXELS, ow, base.tile_w), oc=vectors * lanes, vec=lanes)
+    tiles = [(px, oc) for px, oc in cpu.register_tiles(target, lanes, base.tile_w, layer.out_channels)
+             if px * (oc // lanes) <= ACCUMULATORS]
+    if not tiles:
+        return base
+    px, oc = max(tiles, key=lambda t: (_fmas_per_load(t[0], t[1] // lanes), t[0]))
+    return replace(base, px=px, oc=oc, vec=lanes)
 
 
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None,
                  seed: int = 0) -> list[Knobs]:
-    """The CPU search space for this target (its register tiles fit 32 registers), NEON default
-    first, capped at ``limit``."""
+    """The CPU search space for this target (its register tiles fit 32 registers), the NEON
+    default first, capped at ``limit``."""
     default = default_knobs(layer, target)
     rest = [k for k in cpu.search_space(layer, target, seed=seed) if k != default]
     space = [default, *rest]

@@ -31,6 +31,8 @@ Knob meanings on CUDA:
     pad             "inline": padding is a predicate on the depthwise loads (L1 serves the reuse);
                     "stage": the padded input tile, halo included, is staged in shared memory first
                     (only offered for layers that pad)
+    pack            must be false: the pointwise filter is read in TF layout (vec-wide rows)
+    taps            not used: each thread accumulates its depthwise taps in a register
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def check_knobs(layer: SeparableConv2D, knobs: Knobs) -> None:
     problems = []
     if not knobs.fused:
         problems.append("fused must be true (the depthwise tile is kept in shared memory)")
+    if getattr(knobs, "pack", False):
+        problems.append("pack must be false (the kernel reads the pointwise filter in TF layout)")
     if knobs.vec not in (1, 2, 4) or o % knobs.vec:
         problems.append(f"vec ({knobs.vec}) must be 1, 2 or 4 and divide out_channels ({o})")
     if knobs.tile_w % knobs.px:

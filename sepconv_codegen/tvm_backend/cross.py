@@ -155,11 +155,17 @@ def link_harness(kernel: CrossKernel | str | os.PathLike, output: str | os.PathL
     return output
 
 
-def run_harness(program: str | os.PathLike, layer: SeparableConv2D, arrays: Sequence[np.ndarray],
+def run_harness(program: str | os.PathLike, kernel: Kernel, arrays: Sequence[np.ndarray],
                 emulator: str | None = None, threads: int = 1, repeats: int = 0,
                 timeout: float = 120) -> tuple[np.ndarray, float | None]:
-    """Run a linked harness on ``arrays`` (input, dw, pw[, bias]); returns (output, ms per call
-    when ``repeats`` > 0, else None). ``emulator`` (e.g. "qemu-aarch64") runs a foreign program."""
+    """Run the harness linked with ``kernel`` on ``arrays`` (input, dw, pw[, bias], TF layouts);
+    returns (output, ms per call when ``repeats`` > 0, else None). ``emulator`` (e.g.
+    "qemu-aarch64") runs a foreign program. The arrays are converted to the layout the kernel's
+    knobs ask for (a packed pointwise filter) as the kernel object itself would."""
+    from .module import kernel_arrays
+
+    layer = kernel.layer
+    arrays = kernel_arrays(layer, kernel.knobs, list(arrays))
     bits = {"float16": 16, "float32": 32, "float64": 64}[layer.dtype]
     with tempfile.TemporaryDirectory() as tmp:
         specs = []
