@@ -12,6 +12,9 @@ Two steps, on two machines:
 
        python examples/gpu_check.py run [--dir out/gpu_kernels] [--tf32]
 
+   Exit status: 0 when every kernel is correct and each batch's total is at most 0.7x PyTorch's,
+   1 when a kernel is wrong, 2 when only the speed target is missed.
+
    Each kernel is compiled with nvcc for the GPU's architecture, loaded with CuPy, checked against a
    float64 PyTorch evaluation of tf.nn.separable_conv2d (TF padding), and timed against PyTorch's
    cuDNN in channels_last (a depthwise conv2d with groups=C, then a 1x1 conv2d). Times are CUDA
@@ -58,8 +61,11 @@ def generate(out_dir: Path, target: str = "cuda-sm90", batches=(1, 32), layers=N
         kernel = sc.build(layer, target=target)
         kernel.export(out_dir / f"{stem}.cu")
         entries.append({"name": stem, "source": f"{stem}.cu", "config": f"{stem}.json"})
-        print(f"{stem:<14} {kernel.knobs.tag:<28} grid {kernel.launch_config()['grid']} "
-              f"block {kernel.launch_config()['block']}", flush=True)
+        print(
+            f"{stem:<14} {kernel.knobs.tag:<28} grid {kernel.launch_config()['grid']} "
+            f"block {kernel.launch_config()['block']}",
+            flush=True,
+        )
     manifest = {"format": "sepconv_codegen.gpu_check/1", "target": target, "kernels": entries}
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -74,15 +80,19 @@ def _pair(value) -> tuple[int, int]:
 
 
 def pads(spec: dict) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((top, bottom), (left, right)) of a layer spec, with TF's SAME rule (odd pixel bottom/right)."""
+    """((top, bottom), (left, right)) of a layer spec; TF's SAME puts the odd pixel bottom/right."""
     padding = spec["padding"]
     if not isinstance(padding, str):
         return tuple(tuple(int(v) for v in p) for p in padding)
     if padding.upper() == "VALID":
         return ((0, 0), (0, 0))
     result = []
-    for size, k, s, d in zip(spec["input_shape"][1:3], _pair(spec["kernel_size"]),
-                             _pair(spec["strides"]), _pair(spec["dilation"])):
+    for size, k, s, d in zip(
+        spec["input_shape"][1:3],
+        _pair(spec["kernel_size"]),
+        _pair(spec["strides"]),
+        _pair(spec["dilation"]),
+    ):
         out = -(-size // s)
         total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
         result.append((total // 2, total - total // 2))
@@ -92,8 +102,13 @@ def pads(spec: dict) -> tuple[tuple[int, int], tuple[int, int]]:
 def output_shape(spec: dict) -> tuple[int, int, int, int]:
     n, h, w, _ = spec["input_shape"]
     sizes = []
-    for size, k, s, d, (lo, hi) in zip((h, w), _pair(spec["kernel_size"]), _pair(spec["strides"]),
-                                       _pair(spec["dilation"]), pads(spec)):
+    for size, k, s, d, (lo, hi) in zip(
+        (h, w),
+        _pair(spec["kernel_size"]),
+        _pair(spec["strides"]),
+        _pair(spec["dilation"]),
+        pads(spec),
+    ):
         sizes.append((size + lo + hi - (k - 1) * d - 1) // s + 1)
     return (n, sizes[0], sizes[1], spec["out_channels"])
 
@@ -117,7 +132,11 @@ def reference(spec: dict, x, dw, pw, bias=None) -> np.ndarray:
     inter = np.zeros((n, oh, ow, c, m))
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw_: j * dw_ + (ow - 1) * sw + 1: sw]
+            patch = xp[
+                :,
+                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                j * dw_ : j * dw_ + (ow - 1) * sw + 1 : sw,
+            ]
             inter += patch[..., None] * dw[i, j].astype(np.float64)
     y = inter.reshape(n, oh, ow, c * m) @ pw[0, 0].astype(np.float64)
     if bias is not None:
@@ -146,8 +165,14 @@ def torch_forward(torch, spec: dict, x, dw_t, pw_t, bias=None, exact_padding: bo
     if (pt, pl) != (pb, pr) and (exact_padding or not same_shape):
         x = functional.pad(x, (pl, pr, pt, pb))
         padding = (0, 0)
-    y = functional.conv2d(x, dw_t, stride=_pair(spec["strides"]), padding=padding,
-                          dilation=_pair(spec["dilation"]), groups=spec["input_shape"][3])
+    y = functional.conv2d(
+        x,
+        dw_t,
+        stride=_pair(spec["strides"]),
+        padding=padding,
+        dilation=_pair(spec["dilation"]),
+        groups=spec["input_shape"][3],
+    )
     y = functional.conv2d(y, pw_t, bias)
     return _activate(y, spec.get("activation"), torch.clamp)
 
@@ -178,13 +203,19 @@ def load_manifest(folder: Path) -> list[dict]:
     entries = []
     for item in manifest["kernels"]:
         config = json.loads((folder / item["config"]).read_text())
-        entries.append({"name": item["name"], "spec": config["layer"], "cuda": config["cuda"],
-                        "source": (folder / item["source"]).read_text()})
+        entries.append(
+            {
+                "name": item["name"],
+                "spec": config["layer"],
+                "cuda": config["cuda"],
+                "source": (folder / item["source"]).read_text(),
+            }
+        )
     return entries
 
 
 def launch_args(config: dict, buffers: dict) -> list:
-    """The kernel's arguments in its parameter order, from buffers keyed by name (X, DW, PW, B, out)."""
+    """The kernel's arguments in its parameter order, from buffers keyed X, DW, PW, B and out."""
     return [buffers[arg["name"]] for arg in config["args"]]
 
 
@@ -200,8 +231,9 @@ class CupyLauncher:
         src = Path(self.tmp.name) / f"{name}.cu"
         cubin = src.with_suffix(".cubin")
         src.write_text(source)
-        subprocess.run(["nvcc", "-cubin", f"-arch={self.arch}", "-O3", "-o", str(cubin), str(src)],
-                       check=True)
+        subprocess.run(
+            ["nvcc", "-cubin", f"-arch={self.arch}", "-O3", "-o", str(cubin), str(src)], check=True
+        )
         return self.cupy.RawModule(path=str(cubin))
 
     def launcher(self, module, config: dict, buffers: dict):
@@ -257,7 +289,7 @@ def time_ms(torch, fn, repeats: int = 20, rounds: int = 5, graph: bool = True) -
 
 def check_and_time(torch, launcher_factory, entry: dict, repeats: int, graph: bool = True) -> dict:
     """One layer: our kernel against float64 PyTorch with TF padding, then both timed."""
-    spec, config = entry["spec"], entry["cuda"]
+    spec = entry["spec"]
     device = torch.device("cuda")
     arrays = make_inputs(spec)
     buffers = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
@@ -270,8 +302,15 @@ def check_and_time(torch, launcher_factory, entry: dict, repeats: int, graph: bo
     x64 = buffers["X"].double().permute(0, 3, 1, 2)
     dw_t, pw_t = (torch.from_numpy(w).to(device) for w in torch_weights(arrays["DW"], arrays["PW"]))
     bias = buffers.get("B")
-    want = torch_forward(torch, spec, x64, dw_t.double(), pw_t.double(),
-                         None if bias is None else bias.double(), exact_padding=True)
+    want = torch_forward(
+        torch,
+        spec,
+        x64,
+        dw_t.double(),
+        pw_t.double(),
+        None if bias is None else bias.double(),
+        exact_padding=True,
+    )
     error = relative_error(got, want.permute(0, 2, 3, 1).cpu().numpy())
 
     x = buffers["X"].permute(0, 3, 1, 2)  # NHWC memory viewed as NCHW: channels_last
@@ -283,16 +322,23 @@ def check_and_time(torch, launcher_factory, entry: dict, repeats: int, graph: bo
 
     ours_ms, ours_mode = time_ms(torch, launch, repeats, graph=graph)
     torch_ms, torch_mode = time_ms(torch, peer, repeats, graph=graph)
-    return {"name": entry["name"], "error": error, "ours_ms": ours_ms, "torch_ms": torch_ms,
-            "mode": ours_mode if ours_mode == torch_mode else f"{ours_mode}/{torch_mode}"}
+    return {
+        "name": entry["name"],
+        "error": error,
+        "ours_ms": ours_ms,
+        "torch_ms": torch_ms,
+        "mode": ours_mode if ours_mode == torch_mode else f"{ours_mode}/{torch_mode}",
+    }
 
 
-def report(results: list[dict], entries: list[dict]) -> bool:
-    """Print per-layer times and per-batch totals; returns whether every layer is correct and
-    every batch meets the target ratio."""
-    ok = True
-    print(f"{'kernel':<14} {'output':<18} {'GFLOP':>7} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
-          f"{'max err':>9}  timing")
+def report(results: list[dict], entries: list[dict]) -> tuple[bool, bool]:
+    """Print per-layer times and per-batch totals; returns (every layer correct, every batch's
+    total within TARGET_RATIO of PyTorch's)."""
+    ok, met = True, True
+    print(
+        f"{'kernel':<14} {'output':<18} {'GFLOP':>7} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
+        f"{'max err':>9}  timing"
+    )
     totals: dict[int, list[float]] = {}
     for result, entry in zip(results, entries):
         spec = entry["spec"]
@@ -304,18 +350,23 @@ def report(results: list[dict], entries: list[dict]) -> bool:
         ratio = result["ours_ms"] / result["torch_ms"]
         bad = result["error"] > TOLERANCE
         ok &= not bad
-        print(f"{result['name']:<14} {'x'.join(map(str, shape)):<18} {gflop:>7.3f} "
-              f"{result['ours_ms']:>9.4f} {result['torch_ms']:>9.4f} {ratio:>6.2f} "
-              f"{result['error']:>9.2e}  {result['mode']}{'  WRONG' if bad else ''}")
+        print(
+            f"{result['name']:<14} {'x'.join(map(str, shape)):<18} {gflop:>7.3f} "
+            f"{result['ours_ms']:>9.4f} {result['torch_ms']:>9.4f} {ratio:>6.2f} "
+            f"{result['error']:>9.2e}  {result['mode']}{'  WRONG' if bad else ''}"
+        )
         total = totals.setdefault(n, [0.0, 0.0])
         total[0] += result["ours_ms"]
         total[1] += result["torch_ms"]
     for batch, (ours, peer) in totals.items():
         ratio = ours / peer
-        ok &= ratio <= TARGET_RATIO
-        print(f"batch {batch:>3}: ours {ours:.4f} ms, PyTorch {peer:.4f} ms, ratio {ratio:.2f} "
-              f"(target <= {TARGET_RATIO})")
-    return ok
+        met &= ratio <= TARGET_RATIO
+        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        print(
+            f"batch {batch:>3}: ours {ours:.4f} ms, PyTorch {peer:.4f} ms, ratio {ratio:.2f} "
+            f"(target <= {TARGET_RATIO}: {verdict})"
+        )
+    return ok, met
 
 
 def run(folder: Path, repeats: int, tf32: bool, graph: bool = True) -> int:
@@ -327,8 +378,10 @@ def run(folder: Path, repeats: int, tf32: bool, graph: bool = True) -> int:
     torch.backends.cuda.matmul.allow_tf32 = tf32
     entries = load_manifest(folder)
     launcher = CupyLauncher(cupy, torch)
-    print(f"{torch.cuda.get_device_name()} ({launcher.arch}), PyTorch {torch.__version__}, "
-          f"CuPy {cupy.__version__}, TF32 {'on' if tf32 else 'off'}")
+    print(
+        f"{torch.cuda.get_device_name()} ({launcher.arch}), PyTorch {torch.__version__}, "
+        f"CuPy {cupy.__version__}, TF32 {'on' if tf32 else 'off'}"
+    )
     modules = {e["name"]: launcher.compile(e["source"], e["name"]) for e in entries}
 
     def factory(entry, buffers):
@@ -336,7 +389,8 @@ def run(folder: Path, repeats: int, tf32: bool, graph: bool = True) -> int:
         return launcher.launcher(modules[entry["name"]], entry["cuda"], views)
 
     results = [check_and_time(torch, factory, entry, repeats, graph) for entry in entries]
-    return 0 if report(results, entries) else 1
+    correct, met = report(results, entries)
+    return 0 if correct and met else 1 if not correct else 2
 
 
 def main(argv=None) -> int:

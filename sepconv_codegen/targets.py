@@ -1,13 +1,13 @@
 """Targets: short names a user types, resolved to what the schedules and the compiler need.
 
-A target here is data: the TVM target JSON, the schedule family that applies a schedule, the schedule
-space that proposes knobs, the vector width and register file the default knobs are derived from,
-and how its modules are linked and run. Target differences live in these attributes, not in
-`if target == ...` branches elsewhere.
+A target here is data: the TVM target JSON, the schedule family that applies a schedule, the
+schedule space that proposes knobs, the vector width and register file the default knobs are
+derived from, and how its modules are linked and run. Target differences live in these
+attributes, not in `if target == ...` branches elsewhere.
 
-Names: "llvm" (this machine's CPU; aliases host, x86, native), "aarch64" (generic AArch64 with NEON),
-"cortex-a53", "cortex-a72", "cortex-a76", "cuda" (sm_80) and "cuda-sm70" ... "cuda-sm90"; or a raw
-TVM target JSON (a string starting with "{", or a dict).
+Names: "llvm" (this machine's CPU; aliases host, x86, native), "aarch64" (generic AArch64 with
+NEON), "cortex-a53", "cortex-a72", "cortex-a76", "cuda" (sm_80) and "cuda-sm70" ... "cuda-sm90";
+or a raw TVM target JSON (a string starting with "{", or a dict).
 """
 
 from __future__ import annotations
@@ -187,7 +187,9 @@ def list_targets() -> list[Target]:
 
 def _unknown(target: Any, why: str) -> SpecError:
     known = ", ".join(target_names())
-    return SpecError(f"target {target!r} {why} (known: {known}; or a TVM target JSON starting with '{{')")
+    return SpecError(
+        f"target {target!r} {why} (known: {known}; or a TVM target JSON starting with '{{')"
+    )
 
 
 def resolve_target(target: str | dict | Target) -> Target:
@@ -210,7 +212,9 @@ def resolve_target(target: str | dict | Target) -> Target:
         return _from_json(data, target)
     if isinstance(target, dict):
         return _from_json(target, target)
-    raise _unknown(target, f"is a {type(target).__name__}, not a name, a TVM target JSON or a Target")
+    raise _unknown(
+        target, f"is a {type(target).__name__}, not a name, a TVM target JSON or a Target"
+    )
 
 
 def _from_json(data: Any, given: Any) -> Target:
@@ -218,8 +222,9 @@ def _from_json(data: Any, given: Any) -> Target:
         raise _unknown(given, 'is not a TVM target JSON object with a "kind"')
     _check_with_tvm(data, given)
     base = _base_for(data, given)
-    return replace(base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data),
-                   aliases=())
+    return replace(
+        base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data), aliases=()
+    )
 
 
 def _base_for(data: dict[str, Any], given: Any) -> Target:

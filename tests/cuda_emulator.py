@@ -98,7 +98,9 @@ def available() -> bool:
     return shutil.which(COMPILER) is not None
 
 
-def emulate(source: str, config: dict, arrays: dict[str, np.ndarray], timeout: float = 300) -> np.ndarray:
+def emulate(
+    source: str, config: dict, arrays: dict[str, np.ndarray], timeout: float = 300
+) -> np.ndarray:
     """Run ``source`` with ``config`` (CudaKernel.launch_config()) on float32 ``arrays`` keyed by
     buffer name (X, DW, PW, B); returns the "out" buffer."""
     names = [a["name"] for a in config["args"]]
@@ -110,19 +112,38 @@ def emulate(source: str, config: dict, arrays: dict[str, np.ndarray], timeout: f
         (tmp / "include" / "cuda.h").write_text("")  # TVM's source includes it outside NVRTC
         (tmp / "emu.h").write_text(HEADER)
         # "__shared__ alignas(64) float x[n]" -> "alignas(64) static float x[n]": one per process.
-        (tmp / "kernel.cu.cc").write_text(re.sub(r"__shared__ (alignas\(\d+\) )?", r"\1static ", source))
+        (tmp / "kernel.cu.cc").write_text(
+            re.sub(r"__shared__ (alignas\(\d+\) )?", r"\1static ", source)
+        )
         defines = {
-            "GX": config["grid"][0], "GY": config["grid"][1], "GZ": config["grid"][2],
+            "GX": config["grid"][0],
+            "GY": config["grid"][1],
+            "GZ": config["grid"][2],
             "TX": config["block"][0] * config["block"][1] * config["block"][2],
-            "NARGS": len(names), "OUT_INDEX": out_index, "KERNEL": config["kernel"],
+            "NARGS": len(names),
+            "OUT_INDEX": out_index,
+            "KERNEL": config["kernel"],
             "CALL_ARGS": ", ".join(f"args[{i}]" for i in range(len(names))),
         }
         driver = "".join(f"#define {k} {v}\n" for k, v in defines.items())
         driver += '#include "kernel.cu.cc"\n' + DRIVER
         (tmp / "driver.cc").write_text(driver)
-        command = [COMPILER, "-O1", "-std=c++17", "-w", "-pthread", f"-I{tmp / 'include'}",
-                   "-include", str(tmp / "emu.h"), str(tmp / "driver.cc"), "-o", str(tmp / "run")]
-        built = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        command = [
+            COMPILER,
+            "-O1",
+            "-std=c++17",
+            "-w",
+            "-pthread",
+            f"-I{tmp / 'include'}",
+            "-include",
+            str(tmp / "emu.h"),
+            str(tmp / "driver.cc"),
+            "-o",
+            str(tmp / "run"),
+        ]
+        built = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if built.returncode != 0:
             raise RuntimeError(f"{COMPILER} failed on the CUDA source:\n{built.stderr[-3000:]}")
         files = []

@@ -33,7 +33,9 @@ CASES = {
     "mult2": L(input_shape=(1, 8, 9, 4), channel_multiplier=2, out_channels=8),
     "odd_sizes": L(input_shape=(1, 7, 13, 5), out_channels=7),
     "bias_relu6": L(input_shape=(1, 8, 8, 8), out_channels=24, bias=True, activation="relu6"),
-    "channels_not_multiple_of_4": L(input_shape=(1, 6, 6, 3), channel_multiplier=3, out_channels=13),
+    "channels_not_multiple_of_4": L(
+        input_shape=(1, 6, 6, 3), channel_multiplier=3, out_channels=13
+    ),
     "out_above_register_tile": L(input_shape=(1, 6, 6, 8), out_channels=40),
     "valid_k5_batch2": L(input_shape=(2, 9, 9, 4), kernel_size=5, padding="VALID", out_channels=8),
     "dilation2": L(input_shape=(1, 10, 10, 4), dilation=2, out_channels=8),
@@ -60,8 +62,14 @@ def test_neon_kernel_matches_reference_under_qemu(name, tmp_path):
 @needs_cross_tools
 @pytest.mark.parametrize("core", ["cortex-a53", "cortex-a72", "cortex-a76"])
 def test_core_presets_are_bit_exact_on_dyadic_inputs(core, tmp_path):
-    layer = L(input_shape=(1, 9, 7, 6), strides=2, channel_multiplier=2, out_channels=10, bias=True,
-              activation="relu")
+    layer = L(
+        input_shape=(1, 9, 7, 6),
+        strides=2,
+        channel_multiplier=2,
+        out_channels=10,
+        bias=True,
+        activation="relu",
+    )
     arrays = random_arrays(layer, seed=1, dyadic=True)
     got = _run_on_aarch64(sc.build(layer, target=core), arrays, tmp_path, threads=2)
     want = sc.reference(layer, *arrays[:3], arrays[3])
@@ -75,10 +83,12 @@ def test_other_points_of_the_neon_space(tmp_path):
     layer = L(input_shape=(1, 9, 10, 6), out_channels=9, bias=True)
     target = resolve_target("aarch64")
     space = neon_space.search_space(layer, target, seed=2)
-    picks = [next(k for k in space if not k.fused),
-             next(k for k in space if k.pad == "stage"),
-             next(k for k in space if k.pack and k.taps == "inner"),
-             next(k for k in space if k.order == "channels_outer" and k.px != 4)]
+    picks = [
+        next(k for k in space if not k.fused),
+        next(k for k in space if k.pad == "stage"),
+        next(k for k in space if k.pack and k.taps == "inner"),
+        next(k for k in space if k.order == "channels_outer" and k.px != 4),
+    ]
     arrays = random_arrays(layer, seed=4)
     for i, knobs in enumerate(picks):
         kernel = sc.build(layer, target=target, knobs=knobs)
@@ -96,14 +106,19 @@ def cross_kernel():
 def test_calling_a_cross_kernel_is_a_clear_spec_error(cross_kernel):
     assert isinstance(cross_kernel, CrossKernel)
     arrays = random_arrays(cross_kernel.layer)
-    for attempt in (lambda: cross_kernel(*arrays), lambda: cross_kernel.bind(*arrays),
-                    lambda: cross_kernel.time(arrays)):
+    for attempt in (
+        lambda: cross_kernel(*arrays),
+        lambda: cross_kernel.bind(*arrays),
+        lambda: cross_kernel.time(arrays),
+    ):
         with pytest.raises(SpecError, match="cortex-a72.*cannot run on this machine.*qemu-aarch64"):
             attempt()
 
 
-@pytest.mark.skipif(not ON_AARCH64 and not shutil.which("aarch64-linux-gnu-gcc"),
-                    reason="apt-get install gcc-aarch64-linux-gnu")
+@pytest.mark.skipif(
+    not ON_AARCH64 and not shutil.which("aarch64-linux-gnu-gcc"),
+    reason="apt-get install gcc-aarch64-linux-gnu",
+)
 def test_export_so_is_cross_linked_and_carries_the_spec(cross_kernel, tmp_path):
     path = cross_kernel.export(tmp_path / "k.so")
     data = path.read_bytes()
@@ -128,9 +143,13 @@ def test_export_tar_and_object_for_linking(cross_kernel, tmp_path):
 
 def test_harness_source_ships_with_the_package():
     text = harness_source().read_text()
-    for symbol in ("__TVMBackendParallelLaunch", "__TVMBackendAllocWorkspace",
-                   "__TVMBackendFreeWorkspace", "TVMFFIErrorSetRaisedFromCStrParts",
-                   "kTVMFFIDLTensorPtr"):
+    for symbol in (
+        "__TVMBackendParallelLaunch",
+        "__TVMBackendAllocWorkspace",
+        "__TVMBackendFreeWorkspace",
+        "TVMFFIErrorSetRaisedFromCStrParts",
+        "kTVMFFIDLTensorPtr",
+    ):
         assert symbol in text
 
 

@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import sepconv_codegen as sc
-from sepconv_codegen import Knobs
+from sepconv_codegen import Knobs, SpecError
 from sepconv_codegen import SeparableConv2D as L
-from sepconv_codegen import SpecError
 from sepconv_codegen.schedule import cuda as space
 from sepconv_codegen.targets import resolve_target
 from sepconv_codegen.tvm_backend.cuda_kernel import CudaKernel
@@ -22,16 +21,19 @@ from tests.conftest import assert_matches_reference, random_arrays
 
 TARGET = resolve_target("cuda")
 NVCC = shutil.which("nvcc")
-needs_nvcc = pytest.mark.skipif(NVCC is None, reason="install the CUDA toolkit (nvcc): "
-                                "apt-get install nvidia-cuda-toolkit")
+needs_nvcc = pytest.mark.skipif(
+    NVCC is None, reason="install the CUDA toolkit (nvcc): apt-get install nvidia-cuda-toolkit"
+)
 needs_cxx = pytest.mark.skipif(not cuda_emulator.available(), reason="apt-get install g++")
 
 # name -> layer; each row exercises one rule of the CUDA schedule.
 CASES = {
-    "stride1_bias_relu6": L(input_shape=(1, 14, 14, 32), out_channels=64, bias=True,
-                            activation="relu6"),
-    "stride2_mult2_odd": L(input_shape=(2, 9, 11, 5), channel_multiplier=2, out_channels=10,
-                           strides=2),
+    "stride1_bias_relu6": L(
+        input_shape=(1, 14, 14, 32), out_channels=64, bias=True, activation="relu6"
+    ),
+    "stride2_mult2_odd": L(
+        input_shape=(2, 9, 11, 5), channel_multiplier=2, out_channels=10, strides=2
+    ),
     "odd_channels_valid": L(input_shape=(1, 7, 7, 13), out_channels=7, padding="VALID"),
     "dilation2": L(input_shape=(1, 10, 10, 8), out_channels=16, dilation=2),
     "mobilenet_block13_like": L(input_shape=(1, 4, 4, 256), out_channels=256),
@@ -82,16 +84,19 @@ def test_mobilenet_defaults_fit_and_fill_the_gpu(batch):
             assert (knobs.px, knobs.vec) in ((4, 4), (2, 4))
 
 
-@pytest.mark.parametrize("change, says", [
-    (dict(fused=False), "fused must be true"),
-    (dict(vec=4, oc=8), "divide out_channels"),
-    (dict(tile_w=6, px=4), "multiple of px"),
-    (dict(tile_h=8, tile_w=16, px=1, oc=32, vec=1), "threads per block"),
-    (dict(pack=True), "pack must be false"),
-])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"fused": False}, "fused must be true"),
+        ({"vec": 4, "oc": 8}, "divide out_channels"),
+        ({"tile_w": 6, "px": 4}, "multiple of px"),
+        ({"tile_h": 8, "tile_w": 16, "px": 1, "oc": 32, "vec": 1}, "threads per block"),
+        ({"pack": True}, "pack must be false"),
+    ],
+)
 def test_knobs_outside_the_space_are_spec_errors(change, says):
     layer = L(input_shape=(1, 16, 16, 32), out_channels=10)  # 10 channels: vec 1 or 2
-    base = dict(tile_h=1, tile_w=8, px=4, oc=10, vec=2)
+    base = {"tile_h": 1, "tile_w": 8, "px": 4, "oc": 10, "vec": 2}
     with pytest.raises(SpecError, match=says):
         sc.build(layer, target="cuda", knobs=Knobs(**{**base, **change}))
 
@@ -102,8 +107,10 @@ def test_launch_geometry_is_what_the_schedule_binds(name):
     for knobs in _points(layer, 3):
         geometry = space.launch_geometry(layer, knobs)
         assert _bound_extents(layer, knobs) == {
-            "blockIdx.x": geometry.grid[0], "blockIdx.y": geometry.grid[1],
-            "threadIdx.x": geometry.threads}
+            "blockIdx.x": geometry.grid[0],
+            "blockIdx.y": geometry.grid[1],
+            "threadIdx.x": geometry.threads,
+        }
 
 
 # ---- kernels ------------------------------------------------------------------------------------
@@ -120,7 +127,7 @@ def test_build_returns_a_cuda_kernel_with_source_and_launch_config(kernel):
     config = kernel.launch_config()
     geometry = space.launch_geometry(kernel.layer, kernel.knobs)
     assert config["grid"] == list(geometry.grid) and config["block"] == list(geometry.block)
-    assert f'__launch_bounds__({geometry.threads}) {config["kernel"]}(' in source
+    assert f"__launch_bounds__({geometry.threads}) {config['kernel']}(" in source
     assert sorted(a["name"] for a in config["args"]) == ["B", "DW", "PW", "X", "out"]
     assert {a["role"] for a in config["args"]} >= {"input", "output", "bias"}
     assert 0 < config["static_shared_bytes"] <= space.SHARED_BUDGET
@@ -129,8 +136,11 @@ def test_build_returns_a_cuda_kernel_with_source_and_launch_config(kernel):
 
 def test_calling_a_cuda_kernel_is_a_clear_spec_error(kernel):
     arrays = random_arrays(kernel.layer)
-    for attempt in (lambda: kernel(*arrays), lambda: kernel.bind(*arrays),
-                    lambda: kernel.time(arrays)):
+    for attempt in (
+        lambda: kernel(*arrays),
+        lambda: kernel.bind(*arrays),
+        lambda: kernel.time(arrays),
+    ):
         with pytest.raises(SpecError, match="no GPU or CUDA runtime"):
             attempt()
 
@@ -171,8 +181,9 @@ def test_cuda_source_run_on_the_cpu_matches_reference(name):
 
 
 def _ptx(source: str, arch: str) -> str:
-    from sepconv_codegen.tvm_backend._tvm import tvm
     from tvm.support import nvcc
+
+    from sepconv_codegen.tvm_backend._tvm import tvm
 
     # compile_cuda reads the architecture from the current target.
     with tvm.target.Target({"kind": "cuda", "arch": arch}):

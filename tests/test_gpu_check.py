@@ -20,12 +20,25 @@ _spec.loader.exec_module(gpu_check)
 
 LAYERS = {
     "same_stride2_even": L(input_shape=(1, 12, 12, 8), strides=2, out_channels=16),
-    "same_stride2_odd_mult2": L(input_shape=(2, 11, 9, 3), strides=2, channel_multiplier=2,
-                                out_channels=5, bias=True, activation="relu6"),
-    "valid_k5_dilation2": L(input_shape=(1, 13, 13, 4), kernel_size=5, dilation=2,
-                            padding="VALID", out_channels=6, activation="relu"),
-    "explicit_pads_stride_1x2": L(input_shape=(1, 8, 9, 4), padding=((2, 0), (1, 3)),
-                                  strides=(1, 2), out_channels=8),
+    "same_stride2_odd_mult2": L(
+        input_shape=(2, 11, 9, 3),
+        strides=2,
+        channel_multiplier=2,
+        out_channels=5,
+        bias=True,
+        activation="relu6",
+    ),
+    "valid_k5_dilation2": L(
+        input_shape=(1, 13, 13, 4),
+        kernel_size=5,
+        dilation=2,
+        padding="VALID",
+        out_channels=6,
+        activation="relu",
+    ),
+    "explicit_pads_stride_1x2": L(
+        input_shape=(1, 8, 9, 4), padding=((2, 0), (1, 3)), strides=(1, 2), out_channels=8
+    ),
     "k2x4_even_same": L(input_shape=(1, 7, 7, 3), kernel_size=(2, 4), out_channels=5),
 }
 
@@ -38,13 +51,17 @@ def test_pads_shape_and_reference_agree_with_the_project(name):
     assert gpu_check.output_shape(spec) == layer.output_shape
     arrays = random_arrays(layer, seed=2)
     bias = arrays[3] if layer.bias else None
-    np.testing.assert_allclose(gpu_check.reference(spec, *arrays[:3], bias),
-                               sc.reference(layer, *arrays[:3], bias), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        gpu_check.reference(spec, *arrays[:3], bias),
+        sc.reference(layer, *arrays[:3], bias),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def _conv2d_nchw(x, weight, stride, dilation, groups):
     """PyTorch's conv2d (NCHW input, OIHW weight, groups, no padding) in plain NumPy."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     o, cg, kh, kw = weight.shape
     oh = (h - (kh - 1) * dilation[0] - 1) // stride[0] + 1
     ow = (w - (kw - 1) * dilation[1] - 1) // stride[1] + 1
@@ -54,8 +71,12 @@ def _conv2d_nchw(x, weight, stride, dilation, groups):
         g = k // per_group
         for i in range(kh):
             for j in range(kw):
-                patch = x[:, g * cg:(g + 1) * cg, i * dilation[0]: i * dilation[0] + (oh - 1) * stride[0] + 1: stride[0],
-                          j * dilation[1]: j * dilation[1] + (ow - 1) * stride[1] + 1: stride[1]]
+                patch = x[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * dilation[0] : i * dilation[0] + (oh - 1) * stride[0] + 1 : stride[0],
+                    j * dilation[1] : j * dilation[1] + (ow - 1) * stride[1] + 1 : stride[1],
+                ]
                 out[:, k] += np.einsum("nchw,c->nhw", patch, weight[k, :, i, j])
     return out
 
@@ -97,7 +118,11 @@ def test_make_inputs_and_relative_error():
     spec = LAYERS["same_stride2_odd_mult2"].to_dict()
     arrays = gpu_check.make_inputs(spec)
     assert {k: v.shape for k, v in arrays.items()} == {
-        "X": (2, 11, 9, 3), "DW": (3, 3, 3, 2), "PW": (1, 1, 6, 5), "B": (5,)}
+        "X": (2, 11, 9, 3),
+        "DW": (3, 3, 3, 2),
+        "PW": (1, 1, 6, 5),
+        "B": (5,),
+    }
     assert all(v.dtype == np.float32 for v in arrays.values())
     want = np.array([[0.5, 4.0]])
     assert gpu_check.relative_error(want + np.array([[1e-6, -8e-6]]), want) == pytest.approx(2e-6)
@@ -106,21 +131,27 @@ def test_make_inputs_and_relative_error():
 def test_report_totals_and_target(capsys):
     entries = [{"spec": LAYERS["same_stride2_even"].to_dict()}] * 2
     fast = [{"name": "a", "error": 1e-7, "ours_ms": 0.01, "torch_ms": 0.02, "mode": "graph"}] * 2
-    assert gpu_check.report(fast, entries) is True
-    assert "ours 0.0200 ms, PyTorch 0.0400 ms, ratio 0.50" in capsys.readouterr().out
+    assert gpu_check.report(fast, entries) == (True, True)
+    assert (
+        "ours 0.0200 ms, PyTorch 0.0400 ms, ratio 0.50 (target <= 0.7: met)"
+        in capsys.readouterr().out
+    )
     wrong = [dict(fast[0], error=1e-3), fast[1]]
-    assert gpu_check.report(wrong, entries) is False
+    assert gpu_check.report(wrong, entries) == (False, True)
     assert "WRONG" in capsys.readouterr().out
     slow = [dict(fast[0], ours_ms=0.02)] * 2
-    assert gpu_check.report(slow, entries) is False
+    assert gpu_check.report(slow, entries) == (True, False)
+    assert "MISSED" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not cuda_emulator.available(), reason="apt-get install g++")
 def test_generated_files_drive_a_correct_launch(tmp_path):
     """generate() -> files -> load_manifest/launch_args, as `run` reads them; the kernels run on
     the CPU emulator and match the script's own reference."""
-    layers = [LAYERS["same_stride2_odd_mult2"], L(input_shape=(1, 8, 8, 32), out_channels=64,
-                                                   name="block_like")]
+    layers = [
+        LAYERS["same_stride2_odd_mult2"],
+        L(input_shape=(1, 8, 8, 32), out_channels=64, name="block_like"),
+    ]
     manifest = gpu_check.generate(tmp_path, target="cuda-sm90", layers=layers)
     assert json.loads(manifest.read_text())["target"] == "cuda-sm90"
     entries = gpu_check.load_manifest(tmp_path)
@@ -130,6 +161,7 @@ def test_generated_files_drive_a_correct_launch(tmp_path):
         order = gpu_check.launch_args(entry["cuda"], {k: k for k in (*inputs, "out")})
         assert sorted(order) == sorted((*inputs, "out"))
         got = cuda_emulator.emulate(entry["source"], entry["cuda"], inputs)
-        want = gpu_check.reference(entry["spec"], inputs["X"], inputs["DW"], inputs["PW"],
-                                   inputs.get("B"))
+        want = gpu_check.reference(
+            entry["spec"], inputs["X"], inputs["DW"], inputs["PW"], inputs.get("B")
+        )
         assert gpu_check.relative_error(got, want) <= gpu_check.TOLERANCE

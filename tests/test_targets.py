@@ -79,19 +79,22 @@ def test_a_target_object_passes_through():
     assert resolve_target(target) is target
 
 
-@pytest.mark.parametrize("bad, says", [
-    ("cortex-a99", "is unknown"),
-    ("cuda-sm100", "is unknown"),
-    ("", "is unknown"),
-    ("{not json", "is not valid JSON"),
-    ("[1, 2]", "is unknown"),
-    ('{"mcpu": "znver3"}', 'with a "kind"'),
-    ('{"kind": "llvm", "bogus": 1}', "rejected by TVM"),
-    ('{"kind": "rocm"}', "supported kinds are llvm and cuda"),
-    ('{"kind": "llvm", "mtriple": "riscv64-linux-gnu"}', "only x86_64 and aarch64"),
-    (42, "is a int"),
-    (None, "is a NoneType"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("cortex-a99", "is unknown"),
+        ("cuda-sm100", "is unknown"),
+        ("", "is unknown"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "is unknown"),
+        ('{"mcpu": "znver3"}', 'with a "kind"'),
+        ('{"kind": "llvm", "bogus": 1}', "rejected by TVM"),
+        ('{"kind": "rocm"}', "supported kinds are llvm and cuda"),
+        ('{"kind": "llvm", "mtriple": "riscv64-linux-gnu"}', "only x86_64 and aarch64"),
+        (42, "is a int"),
+        (None, "is a NoneType"),
+    ],
+)
 def test_unknown_or_malformed_targets_name_themselves_and_list_the_known(bad, says):
     with pytest.raises(SpecError) as err:
         resolve_target(bad)
@@ -132,19 +135,23 @@ def test_unknown_target_on_the_command_line_is_one_line_and_status_2(capsys):
 NEON = resolve_target("aarch64")
 
 
-@pytest.mark.parametrize("layer, tile", [
-    (L(input_shape=(1, 56, 56, 128), out_channels=128), (4, 16)),  # MobileNet block 3
-    (L(input_shape=(1, 28, 28, 128), out_channels=256), (4, 16)),
-    (L(input_shape=(1, 14, 14, 512), out_channels=512), (7, 8)),  # not 14x8: 28 accumulators
-    (L(input_shape=(1, 7, 7, 1024), out_channels=1024), (7, 8)),
-])
+@pytest.mark.parametrize(
+    "layer, tile",
+    [
+        (L(input_shape=(1, 56, 56, 128), out_channels=128), (4, 16)),  # MobileNet block 3
+        (L(input_shape=(1, 28, 28, 128), out_channels=256), (4, 16)),
+        (L(input_shape=(1, 14, 14, 512), out_channels=512), (7, 8)),  # not 14x8: 28 accumulators
+        (L(input_shape=(1, 7, 7, 1024), out_channels=1024), (7, 8)),
+    ],
+)
 def test_neon_default_register_tile(layer, tile):
     knobs = neon_space.default_knobs(layer, NEON)
     assert (knobs.px, knobs.oc) == tile and knobs.vec == 4
 
 
-@pytest.mark.parametrize("shape, out", [((1, 9, 9, 8), 10), ((1, 3, 3, 8), 3), ((2, 5, 13, 3), 7),
-                                        ((1, 12, 12, 16), 40)])
+@pytest.mark.parametrize(
+    "shape, out", [((1, 9, 9, 8), 10), ((1, 3, 3, 8), 3), ((2, 5, 13, 3), 7), ((1, 12, 12, 16), 40)]
+)
 def test_neon_default_fits_the_register_file_and_divides_the_tile(shape, out):
     layer = L(input_shape=shape, out_channels=out)
     knobs = neon_space.default_knobs(layer, NEON)

@@ -10,10 +10,11 @@ from ..targets import Target, list_targets
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "targets", help="list the named targets --target accepts",
+        "targets",
+        help="list the named targets --target accepts",
         description="List every named target: what it is, its TVM target JSON, its vector width "
-                    "and whether kernels built for it run on this machine. --target also takes a "
-                    "raw TVM target JSON (a string starting with '{').",
+        "and whether kernels built for it run on this machine. --target also takes a "
+        "raw TVM target JSON (a string starting with '{').",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
@@ -26,16 +27,22 @@ def _row(target: Target) -> dict:
         "description": target.description,
         "tvm": json.dumps(target.tvm, separators=(",", ":")),
         "vector_bits": target.vector_bits,
-        "runs_here": "yes" if target.runs_here else (f"no ({target.emulator})"
-                                                      if target.emulator else "no"),
+        "runs_here": "yes"
+        if target.runs_here
+        else (f"no ({target.emulator})" if target.emulator else "no"),
     }
 
 
 def format_table(targets: list[Target]) -> str:
     """A plain-text table, one target per line."""
     rows = [_row(t) for t in targets]
-    headers = {"name": "name", "description": "description", "tvm": "TVM target JSON",
-               "vector_bits": "vector bits", "runs_here": "runs here?"}
+    headers = {
+        "name": "name",
+        "description": "description",
+        "tvm": "TVM target JSON",
+        "vector_bits": "vector bits",
+        "runs_here": "runs here?",
+    }
     widths = {k: max(len(str(h)), *(len(str(r[k])) for r in rows)) for k, h in headers.items()}
     lines = ["  ".join(str(h).ljust(widths[k]) for k, h in headers.items()).rstrip()]
     lines.append("  ".join("-" * widths[k] for k in headers))
@@ -47,13 +54,26 @@ def format_table(targets: list[Target]) -> str:
 def run(args: argparse.Namespace) -> int:
     targets = list_targets()
     if args.json:
-        data = [{"name": t.name, "aliases": list(t.aliases), "description": t.description,
-                 "tvm": t.tvm, "family": t.family, "vector_bits": t.vector_bits,
-                 "vector_registers": t.vector_registers, "cross_compiler": t.cross_compiler,
-                 "runs_here": t.runs_here, "emulator": t.emulator} for t in targets]
+        data = [
+            {
+                "name": t.name,
+                "aliases": list(t.aliases),
+                "description": t.description,
+                "tvm": t.tvm,
+                "family": t.family,
+                "vector_bits": t.vector_bits,
+                "vector_registers": t.vector_registers,
+                "cross_compiler": t.cross_compiler,
+                "runs_here": t.runs_here,
+                "emulator": t.emulator,
+            }
+            for t in targets
+        ]
         print(json.dumps(data, indent=2))
         return 0
     print(format_table(targets))
-    print("\n'c' (build only) writes standalone C instead; any other --target may be a TVM target "
-          "JSON such as '{\"kind\":\"llvm\",\"mtriple\":\"aarch64-linux-gnu\",\"mcpu\":\"cortex-a55\"}'.")
+    print(
+        "\n'c' (build only) writes standalone C instead; any other --target may be a TVM target "
+        'JSON such as \'{"kind":"llvm","mtriple":"aarch64-linux-gnu","mcpu":"cortex-a55"}\'.'
+    )
     return 0

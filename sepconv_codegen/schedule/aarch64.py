@@ -46,16 +46,20 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     FMAs per loaded value among those of at most 16 accumulators."""
     lanes = target.lanes(layer.dtype)
     base = cpu.default_knobs(layer, target)
-    tiles = [(px, oc) for px, oc in cpu.register_tiles(target, lanes, base.tile_w, layer.out_channels)
-             if px * (oc // lanes) <= ACCUMULATORS]
+    tiles = [
+        (px, oc)
+        for px, oc in cpu.register_tiles(target, lanes, base.tile_w, layer.out_channels)
+        if px * (oc // lanes) <= ACCUMULATORS
+    ]
     if not tiles:
         return base
     px, oc = max(tiles, key=lambda t: (_fmas_per_load(t[0], t[1] // lanes), t[0]))
     return replace(base, px=px, oc=oc, vec=lanes)
 
 
-def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None,
-                 seed: int = 0) -> list[Knobs]:
+def search_space(
+    layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0
+) -> list[Knobs]:
     """The CPU search space for this target (its register tiles fit 32 registers), the NEON
     default first, capped at ``limit``."""
     default = default_knobs(layer, target)

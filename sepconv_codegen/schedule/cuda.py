@@ -65,7 +65,11 @@ class LaunchGeometry:
         return self.block[0] * self.block[1] * self.block[2]
 
     def to_dict(self) -> dict:
-        return {"grid": list(self.grid), "block": list(self.block), "shared_bytes": self.shared_bytes}
+        return {
+            "grid": list(self.grid),
+            "block": list(self.block),
+            "shared_bytes": self.shared_bytes,
+        }
 
 
 _INPUT_BYTES = {"float16": 2, "float32": 4, "float64": 8}
@@ -99,7 +103,9 @@ def launch_geometry(layer: SeparableConv2D, knobs: Knobs) -> LaunchGeometry:
     n, oh, ow, o = layer.output_shape
     tiles = n * ceil_div(oh, knobs.tile_h) * ceil_div(ow, knobs.tile_w)
     channel_blocks = ceil_div(o, knobs.oc)
-    grid = (tiles, channel_blocks, 1) if knobs.order == "pixels_outer" else (channel_blocks, tiles, 1)
+    grid = (
+        (tiles, channel_blocks, 1) if knobs.order == "pixels_outer" else (channel_blocks, tiles, 1)
+    )
     threads = knobs.tile_h * (knobs.tile_w // knobs.px) * (knobs.oc // knobs.vec)
     return LaunchGeometry(grid, (threads, 1, 1), shared_bytes(layer, knobs))
 
@@ -122,7 +128,9 @@ def check_knobs(layer: SeparableConv2D, knobs: Knobs) -> None:
     if geometry.shared_bytes > SHARED_BUDGET:
         problems.append(f"{geometry.shared_bytes} bytes of shared memory exceed {SHARED_BUDGET}")
     if problems:
-        raise SpecError(f"knobs {knobs.tag} do not fit CUDA for {layer.name!r}: " + "; ".join(problems))
+        raise SpecError(
+            f"knobs {knobs.tag} do not fit CUDA for {layer.name!r}: " + "; ".join(problems)
+        )
 
 
 def _vec(o: int, lanes: int) -> int:
@@ -165,13 +173,16 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     channel intermediate leaves room for 12 pixels).
     Small grids (batch 1 on the late 14x14 and 7x7 layers) cannot fill the GPU that way: among
     smaller channel blocks and register tiles, the point that keeps the most threads busy (up to
-    512 per SM: 16 warps, each with 16 independent FMAs in flight) wins, the larger register tile on a tie.
+    512 per SM: 16 warps, each with 16 independent FMAs in flight) wins, the larger register
+    tile on a tie.
     """
-    n, oh, ow, o = layer.output_shape
+    _, _, ow, o = layer.output_shape
     if SHARED_BUDGET < layer.depthwise_channels * _itemsize(layer):
-        raise SpecError(f"layer {layer.name!r}: one pixel of its depthwise result "
-                        f"({layer.depthwise_channels} channels) exceeds {SHARED_BUDGET} bytes "
-                        "of shared memory")
+        raise SpecError(
+            f"layer {layer.name!r}: one pixel of its depthwise result "
+            f"({layer.depthwise_channels} channels) exceeds {SHARED_BUDGET} bytes "
+            "of shared memory"
+        )
     vec = _vec(o, target.lanes(layer.dtype))
     sms = target.gpu.multiprocessors if target.gpu else 80
     widest = min(ceil_div(o, vec) * vec, WARP * vec)
@@ -181,16 +192,26 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
             if oc % vec:
                 continue
             tile_h, tile_w = _spatial_tile(layer, px, oc, vec)
-            knobs = Knobs(tile_h=tile_h, tile_w=tile_w, px=px, oc=oc, vec=vec, fused=True,
-                          order="pixels_outer", unroll=True, pad="inline")
+            knobs = Knobs(
+                tile_h=tile_h,
+                tile_w=tile_w,
+                px=px,
+                oc=oc,
+                vec=vec,
+                fused=True,
+                order="pixels_outer",
+                unroll=True,
+                pad="inline",
+            )
             geometry = launch_geometry(layer, knobs)
             busy = min(geometry.grid[0] * geometry.grid[1] * geometry.threads, sms * 512)
             candidates.append((busy, px * vec, oc, knobs))
     return max(candidates, key=lambda c: c[:3])[3]
 
 
-def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None,
-                 seed: int = 0) -> list[Knobs]:
+def search_space(
+    layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0
+) -> list[Knobs]:
     """Every CUDA point for this layer (default first), shuffled reproducibly, capped at ``limit``.
 
     Points that exceed the shared-memory budget or leave a block with fewer than 32 or more than
@@ -212,10 +233,22 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         oc = oc_threads * vec
         if tw % px or tw > ceil_div(ow, px) * px or oc > ceil_div(o, vec) * vec * 2:
             continue
-        knobs = Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=vec, fused=True, order=order,
-                      unroll=unroll, pad=pad)
+        knobs = Knobs(
+            tile_h=th,
+            tile_w=tw,
+            px=px,
+            oc=oc,
+            vec=vec,
+            fused=True,
+            order=order,
+            unroll=unroll,
+            pad=pad,
+        )
         geometry = launch_geometry(layer, knobs)
-        if MIN_THREADS <= geometry.threads <= MAX_THREADS and geometry.shared_bytes <= SHARED_BUDGET:
+        if (
+            MIN_THREADS <= geometry.threads <= MAX_THREADS
+            and geometry.shared_bytes <= SHARED_BUDGET
+        ):
             points.add(knobs)
     default = default_knobs(layer, target)
     rest = sorted(points - {default}, key=lambda k: tuple(str(v) for v in k.to_dict().values()))

@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,8 +37,9 @@ HARNESS = "aarch64_harness.c"
 class CrossKernel(TVMKernel):
     """A kernel for a machine this is not: exportable, not callable here."""
 
-    def __init__(self, layer: SeparableConv2D, name: str, target: Target, knobs, schedule_source: str,
-                 module) -> None:
+    def __init__(
+        self, layer: SeparableConv2D, name: str, target: Target, knobs, schedule_source: str, module
+    ) -> None:
         # TVMKernel.__init__ would look up module["main"], which JIT-links the code for this CPU.
         Kernel.__init__(self, layer, name, target.name, knobs, schedule_source)
         self._target = target
@@ -52,10 +53,14 @@ class CrossKernel(TVMKernel):
         target = self._target
         how = f"export it with kernel.export('{self.name}.so') and run it on such a machine"
         if target.emulator:
-            how += (f", or export a .tar, link it with link_harness() and run it under "
-                    f"{target.emulator}")
-        return SpecError(f"kernel {self.name} was compiled for {target.name} ({target.description}) "
-                         f"and cannot run on this machine: {how}")
+            how += (
+                f", or export a .tar, link it with link_harness() and run it under "
+                f"{target.emulator}"
+            )
+        return SpecError(
+            f"kernel {self.name} was compiled for {target.name} ({target.description}) "
+            f"and cannot run on this machine: {how}"
+        )
 
     def __call__(self, *args, **kwargs):
         raise self._cannot_run()
@@ -87,7 +92,9 @@ class CrossKernel(TVMKernel):
             self._module.export_library(str(archive))
             objects = _extract_objects(archive, Path(tmp))
             if len(objects) != 1:
-                raise SpecError(f"kernel {self.name} has {len(objects)} object files; export a .tar")
+                raise SpecError(
+                    f"kernel {self.name} has {len(objects)} object files; export a .tar"
+                )
             shutil.copyfile(objects[0], path)
         return path
 
@@ -129,16 +136,19 @@ def _include_dirs() -> list[str]:
     return [str(ffi), str(ffi / "dlpack"), *map(str, tvm_dirs)]
 
 
-def link_harness(kernel: CrossKernel | str | os.PathLike, output: str | os.PathLike,
-                 compiler: str | None = None) -> Path:
+def link_harness(
+    kernel: CrossKernel | str | os.PathLike, output: str | os.PathLike, compiler: str | None = None
+) -> Path:
     """Link the kernel (a CrossKernel, or an exported .tar or .o) with the C harness into a static
     program at ``output``. ``compiler`` defaults to the kernel's target's cross compiler."""
     if compiler is None:
         compiler = kernel.target_info.cross_compiler if isinstance(kernel, CrossKernel) else None
         compiler = compiler or "gcc"
     if shutil.which(compiler) is None:
-        raise SpecError(f"compiler {compiler!r} is not installed (Debian: apt-get install "
-                        "gcc-aarch64-linux-gnu)")
+        raise SpecError(
+            f"compiler {compiler!r} is not installed (Debian: apt-get install "
+            "gcc-aarch64-linux-gnu)"
+        )
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(kernel, CrossKernel):
@@ -146,18 +156,37 @@ def link_harness(kernel: CrossKernel | str | os.PathLike, output: str | os.PathL
         else:
             path = Path(kernel)
         objects = _extract_objects(path, Path(tmp)) if path.suffix == ".tar" else [path]
-        command = [compiler, "-O2", "-static", "-fno-tree-vectorize", "-std=gnu11",
-                   *(f"-I{d}" for d in _include_dirs()), str(harness_source()),
-                   *map(str, objects), "-lpthread", "-lm", "-o", str(output)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        command = [
+            compiler,
+            "-O2",
+            "-static",
+            "-fno-tree-vectorize",
+            "-std=gnu11",
+            *(f"-I{d}" for d in _include_dirs()),
+            str(harness_source()),
+            *map(str, objects),
+            "-lpthread",
+            "-lm",
+            "-o",
+            str(output),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise SpecError(f"linking the harness failed:\n{' '.join(command)}\n{result.stderr[-2000:]}")
+        raise SpecError(
+            f"linking the harness failed:\n{' '.join(command)}\n{result.stderr[-2000:]}"
+        )
     return output
 
 
-def run_harness(program: str | os.PathLike, kernel: Kernel, arrays: Sequence[np.ndarray],
-                emulator: str | None = None, threads: int = 1, repeats: int = 0,
-                timeout: float = 120) -> tuple[np.ndarray, float | None]:
+def run_harness(
+    program: str | os.PathLike,
+    kernel: Kernel,
+    arrays: Sequence[np.ndarray],
+    emulator: str | None = None,
+    threads: int = 1,
+    repeats: int = 0,
+    timeout: float = 120,
+) -> tuple[np.ndarray, float | None]:
     """Run the harness linked with ``kernel`` on ``arrays`` (input, dw, pw[, bias], TF layouts);
     returns (output, ms per call when ``repeats`` > 0, else None). ``emulator`` (e.g.
     "qemu-aarch64") runs a foreign program. The arrays are converted to the layout the kernel's
@@ -175,12 +204,25 @@ def run_harness(program: str | os.PathLike, kernel: Kernel, arrays: Sequence[np.
             specs.append(f"{file}:{','.join(map(str, array.shape))}")
         out_file = Path(tmp) / "out.bin"
         specs.append(f"{out_file}:{','.join(map(str, layer.output_shape))}")
-        command = [*([emulator] if emulator else []), str(program), "-t", str(threads),
-                   "-r", str(repeats), "-b", str(bits), *specs]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        command = [
+            *([emulator] if emulator else []),
+            str(program),
+            "-t",
+            str(threads),
+            "-r",
+            str(repeats),
+            "-b",
+            str(bits),
+            *specs,
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if result.returncode != 0 or "rc=0" not in result.stdout:
-            raise SpecError(f"{' '.join(command[:2])} failed ({result.returncode}): "
-                            f"{result.stdout[-500:]}{result.stderr[-1500:]}")
+            raise SpecError(
+                f"{' '.join(command[:2])} failed ({result.returncode}): "
+                f"{result.stdout[-500:]}{result.stderr[-1500:]}"
+            )
         out = np.fromfile(out_file, dtype=layer.dtype).reshape(layer.output_shape)
     ms = None
     for word in result.stdout.split():

@@ -22,11 +22,17 @@ __all__ = ["CudaKernel", "parse_kernel_signature", "static_shared_bytes"]
 
 # Kernel arguments are TVM's buffer names plus "_ptr"; the compute names them X, DW, PW, B, out.
 _SIGNATURE = re.compile(
-    r'extern "C" __global__ void (?:__launch_bounds__\((\d+)\) )?(\w+)\(([^)]*)\)\s*\{')
+    r'extern "C" __global__ void (?:__launch_bounds__\((\d+)\) )?(\w+)\(([^)]*)\)\s*\{'
+)
 _SHARED = re.compile(r"__shared__ (?:alignas\(\d+\) )?(\w+) (\w+)\[(\d+)\];")
 _CTYPE_BYTES = {"float": 4, "double": 8, "half": 2, "float4": 16, "float2": 8}
-ARGUMENTS = {"X": "input", "DW": "depthwise_filter", "PW": "pointwise_filter", "B": "bias",
-             "out": "output"}
+ARGUMENTS = {
+    "X": "input",
+    "DW": "depthwise_filter",
+    "PW": "pointwise_filter",
+    "B": "bias",
+    "out": "output",
+}
 
 
 def parse_kernel_signature(source: str) -> tuple[str, list[str], int | None]:
@@ -34,12 +40,14 @@ def parse_kernel_signature(source: str) -> tuple[str, list[str], int | None]:
     __global__ function defined in ``source``."""
     found = _SIGNATURE.findall(source)
     if len(found) != 1:
-        raise SpecError(f"expected one __global__ kernel definition in the CUDA source, found {len(found)}")
+        raise SpecError(
+            f"expected one __global__ kernel definition in the CUDA source, found {len(found)}"
+        )
     bounds, name, params = found[0]
     args = []
     for param in params.split(","):
         arg = param.strip().split()[-1]
-        args.append(arg[: -len("_ptr")] if arg.endswith("_ptr") else arg)
+        args.append(arg.removesuffix("_ptr"))
     return name, args, int(bounds) if bounds else None
 
 
@@ -57,7 +65,8 @@ class CudaKernel(CrossKernel):
             f"kernel {self.name} is CUDA ({self._target.description}) and there is no GPU or CUDA "
             f"runtime here: export it with kernel.export('{self.name}.so') for TVM on a GPU "
             f"machine, or kernel.export('{self.name}.cu') for the CUDA source and its launch "
-            "configuration (examples/gpu_check.py runs those with CuPy)")
+            "configuration (examples/gpu_check.py runs those with CuPy)"
+        )
 
     def cuda_source(self) -> str:
         """The generated CUDA C (one extern "C" __global__ kernel)."""
@@ -74,11 +83,15 @@ class CudaKernel(CrossKernel):
         name, args, bounds = parse_kernel_signature(source)
         geometry = launch_geometry(self.layer, self.knobs)
         if bounds is not None and bounds != geometry.threads:
-            raise SpecError(f"kernel {self.name}: __launch_bounds__({bounds}) differs from the "
-                            f"schedule's {geometry.threads} threads")
+            raise SpecError(
+                f"kernel {self.name}: __launch_bounds__({bounds}) differs from the "
+                f"schedule's {geometry.threads} threads"
+            )
         shapes = {
-            "X": self.layer.input_shape, "DW": self.layer.depthwise_filter_shape,
-            "PW": self.layer.pointwise_filter_shape, "B": self.layer.bias_shape,
+            "X": self.layer.input_shape,
+            "DW": self.layer.depthwise_filter_shape,
+            "PW": self.layer.pointwise_filter_shape,
+            "B": self.layer.bias_shape,
             "out": self.layer.output_shape,
         }
         return {
@@ -87,12 +100,19 @@ class CudaKernel(CrossKernel):
             "block": list(geometry.block),
             "dynamic_shared_bytes": 0,
             "static_shared_bytes": static_shared_bytes(source),
-            "args": [{"name": a, "role": ARGUMENTS.get(a, a), "shape": list(shapes[a]),
-                      "dtype": self.layer.dtype} for a in args],
+            "args": [
+                {
+                    "name": a,
+                    "role": ARGUMENTS.get(a, a),
+                    "shape": list(shapes[a]),
+                    "dtype": self.layer.dtype,
+                }
+                for a in args
+            ],
         }
 
     def export(self, path: str | os.PathLike) -> Path:
-        """``k.cu``: the CUDA source, plus ``k.json`` beside it (launch configuration, layer, knobs).
+        """``k.cu``: the CUDA source, and ``k.json`` beside it (launch configuration, layer, knobs).
         ``k.so``: TVM's library with the source embedded, and the .cu and .json beside it.
         ``k.tar``: TVM's object archive."""
         path = Path(path)
@@ -108,7 +128,9 @@ class CudaKernel(CrossKernel):
         source = self.cuda_source()
         config = {**self.metadata(), "cuda": self.launch_config(), "source": path.name}
         _write_if_changed(path, source)
-        _write_if_changed(path.with_suffix(".json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
+        _write_if_changed(
+            path.with_suffix(".json"), json.dumps(config, indent=2, sort_keys=True) + "\n"
+        )
         return path
 
 

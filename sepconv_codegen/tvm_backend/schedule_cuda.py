@@ -53,7 +53,7 @@ def _bind_cooperative(sch: Schedule, block, anchor, threads: int, keep: int = 0)
 
 
 def schedule_cuda(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
-    """A TensorIR schedule of ``layer`` for CUDA shaped by ``knobs``; SpecError if they do not fit."""
+    """A TensorIR schedule of ``layer`` for CUDA shaped by ``knobs`` (SpecError if they misfit)."""
     check_knobs(layer, knobs)
     threads = launch_geometry(layer, knobs).threads
     sch = Schedule(separable_compute(layer).prim_func())
