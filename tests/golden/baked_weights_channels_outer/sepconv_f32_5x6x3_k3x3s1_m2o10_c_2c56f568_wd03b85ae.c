@@ -398,6 +398,8 @@ static void sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_compute(const fl
     float *restrict intermediate = scratch + (size_t)DW_C * TILE_OC;
     size_t b, oh0, ow0;
 
+    /* Tiles span whole output rows, so a tile's pixels are consecutive in the intermediate and
+     * in the output: the pointwise step walks them as one run of rows * cols pixels. */
     for (b = 0; b < BATCH; ++b) {
         for (oh0 = 0; oh0 < OUT_H; oh0 += TILE_H) {
             const size_t rows = OUT_H - oh0 < TILE_H ? OUT_H - oh0 : TILE_H;
@@ -407,7 +409,7 @@ static void sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_compute(const fl
                 sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_depthwise(input + b * ((size_t)IN_H * IN_W * IN_C), depthwise_filter,
                     intermediate, cols * DW_C, oh0, ow0, rows, cols);
                 sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_pointwise(intermediate, cols * DW_C, pointwise_filter, bias,
-                    output + first_pixel * OUT_C, (size_t)OUT_W * OUT_C, rows, cols, panel);
+                    output + first_pixel * OUT_C, (size_t)OUT_W * OUT_C, 1, rows * cols, panel);
             }
         }
     }

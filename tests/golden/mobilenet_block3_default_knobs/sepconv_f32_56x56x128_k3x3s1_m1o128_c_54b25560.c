@@ -3,11 +3,11 @@
  *   Template: sepconv.c.j2
  *   Generator: sepconv_codegen (python -m sepconv_codegen emit)
  *   Layer: {"activation": null, "bias": false, "channel_multiplier": 1, "dilation": [1, 1], "dtype": "float32", "input_shape": [1, 56, 56, 128], "kernel_size": [3, 3], "name": "block3", "out_channels": 128, "padding": "SAME", "strides": [1, 1]}
- *   Knobs: {"fused": true, "oc": 16, "order": "channels_outer", "pack": false, "pad": "inline", "px": 4, "taps": "outer", "tile_h": 1, "tile_w": 56, "unroll": true, "vec": 8}
+ *   Knobs: {"fused": true, "oc": 16, "order": "channels_outer", "pack": false, "pad": "inline", "px": 6, "taps": "outer", "tile_h": 2, "tile_w": 56, "unroll": true, "vec": 8}
  */
 #include <stddef.h>
 
-#include "sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed.h"
+#include "sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560.h"
 
 /* AVX2+FMA (x86-64, -mavx2 -mfma or -march=native) register tiles when the compiler targets them,
  * unless -DSEPCONV_GENERIC asks for the portable C. */
@@ -41,21 +41,21 @@
 #define DILATION_W 1
 #define PAD_TOP 1
 #define PAD_LEFT 1
-#define TILE_H 1
+#define TILE_H 2
 #define TILE_W 56
-#define TILE_PX 4
+#define TILE_PX 6
 #define TILE_OC 16
 #define FULL_C 128
 #define FILTER_STRIDE 16
 
 /* First tap k whose input index origin + k*dilation is inside the input (>= 0). */
-static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(ptrdiff_t origin, ptrdiff_t dilation)
+static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_first_tap(ptrdiff_t origin, ptrdiff_t dilation)
 {
     return origin >= 0 ? 0 : (size_t)((-origin + dilation - 1) / dilation);
 }
 
 /* One past the last tap k < taps whose input index origin + k*dilation is < size. */
-static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(ptrdiff_t origin, ptrdiff_t dilation, ptrdiff_t size, size_t taps)
+static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_end_tap(ptrdiff_t origin, ptrdiff_t dilation, ptrdiff_t size, size_t taps)
 {
     size_t end;
     if (origin >= size)
@@ -73,7 +73,7 @@ static size_t sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(ptrdiff_t o
  *   filter  [KERNEL_H, KERNEL_W, IN_C, MULTIPLIER]
  *   out     DW_C floats; channel c*MULTIPLIER + m
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise_pixel(const float *restrict image, const float *restrict filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_depthwise_pixel(const float *restrict image, const float *restrict filter,
     float *restrict out, ptrdiff_t ih0, ptrdiff_t iw0, size_t kh_begin, size_t kh_end,
     size_t kw_begin, size_t kw_end)
 {
@@ -102,21 +102,209 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise_pixel(const
  * Depthwise step for rows x cols output pixels from (oh0, ow0) of one image.
  *   dst     [rows][cols][DW_C], its rows dst_row_stride floats apart
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise(const float *restrict image, const float *restrict filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_depthwise(const float *restrict image, const float *restrict filter,
     float *restrict dst, size_t dst_row_stride, size_t oh0, size_t ow0, size_t rows, size_t cols)
 {
     size_t i, j;
     for (i = 0; i < rows; ++i) {
         const ptrdiff_t ih0 = (ptrdiff_t)((oh0 + i) * STRIDE_H) - PAD_TOP;
-        const size_t kh_begin = sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(ih0, DILATION_H);
-        const size_t kh_end = sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(ih0, DILATION_H, IN_H, KERNEL_H);
+        const size_t kh_begin = sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_first_tap(ih0, DILATION_H);
+        const size_t kh_end = sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_end_tap(ih0, DILATION_H, IN_H, KERNEL_H);
         for (j = 0; j < cols; ++j) {
             const ptrdiff_t iw0 = (ptrdiff_t)((ow0 + j) * STRIDE_W) - PAD_LEFT;
-            sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise_pixel(image, filter, dst + i * dst_row_stride + j * DW_C, ih0, iw0,
-                kh_begin, kh_end, sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_first_tap(iw0, DILATION_W),
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_end_tap(iw0, DILATION_W, IN_W, KERNEL_W));
+            sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_depthwise_pixel(image, filter, dst + i * dst_row_stride + j * DW_C, ih0, iw0,
+                kh_begin, kh_end, sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_first_tap(iw0, DILATION_W),
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_end_tap(iw0, DILATION_W, IN_W, KERNEL_W));
         }
     }
+}
+
+/*
+ * Register tile: 6 pixels x TILE_OC output channels.
+ *   src     6 consecutive pixels of the intermediate, DW_C floats each
+ *   filter  this tile's TILE_OC columns of the pointwise filter, rows FILTER_STRIDE floats apart
+ *   dst     6 consecutive output pixels, OUT_C floats apart, from the same channel
+ */
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_tile_6x16(const float *restrict src,
+    const float *restrict filter, float *restrict dst)
+{
+    size_t k;
+#if defined(USE_AVX2)
+    __m256 acc0_0 = _mm256_setzero_ps();
+    __m256 acc0_8 = _mm256_setzero_ps();
+    __m256 acc1_0 = _mm256_setzero_ps();
+    __m256 acc1_8 = _mm256_setzero_ps();
+    __m256 acc2_0 = _mm256_setzero_ps();
+    __m256 acc2_8 = _mm256_setzero_ps();
+    __m256 acc3_0 = _mm256_setzero_ps();
+    __m256 acc3_8 = _mm256_setzero_ps();
+    __m256 acc4_0 = _mm256_setzero_ps();
+    __m256 acc4_8 = _mm256_setzero_ps();
+    __m256 acc5_0 = _mm256_setzero_ps();
+    __m256 acc5_8 = _mm256_setzero_ps();
+    for (k = 0; k < DW_C; ++k) {
+        const float *restrict w = filter + k * FILTER_STRIDE;
+        const __m256 w0 = _mm256_loadu_ps(w + 0);
+        const __m256 w8 = _mm256_loadu_ps(w + 8);
+        const __m256 x0 = _mm256_broadcast_ss(src + 0 * DW_C + k);
+        acc0_0 = _mm256_fmadd_ps(x0, w0, acc0_0);
+        acc0_8 = _mm256_fmadd_ps(x0, w8, acc0_8);
+        const __m256 x1 = _mm256_broadcast_ss(src + 1 * DW_C + k);
+        acc1_0 = _mm256_fmadd_ps(x1, w0, acc1_0);
+        acc1_8 = _mm256_fmadd_ps(x1, w8, acc1_8);
+        const __m256 x2 = _mm256_broadcast_ss(src + 2 * DW_C + k);
+        acc2_0 = _mm256_fmadd_ps(x2, w0, acc2_0);
+        acc2_8 = _mm256_fmadd_ps(x2, w8, acc2_8);
+        const __m256 x3 = _mm256_broadcast_ss(src + 3 * DW_C + k);
+        acc3_0 = _mm256_fmadd_ps(x3, w0, acc3_0);
+        acc3_8 = _mm256_fmadd_ps(x3, w8, acc3_8);
+        const __m256 x4 = _mm256_broadcast_ss(src + 4 * DW_C + k);
+        acc4_0 = _mm256_fmadd_ps(x4, w0, acc4_0);
+        acc4_8 = _mm256_fmadd_ps(x4, w8, acc4_8);
+        const __m256 x5 = _mm256_broadcast_ss(src + 5 * DW_C + k);
+        acc5_0 = _mm256_fmadd_ps(x5, w0, acc5_0);
+        acc5_8 = _mm256_fmadd_ps(x5, w8, acc5_8);
+    }
+    _mm256_storeu_ps(dst + 0 * OUT_C + 0, acc0_0);
+    _mm256_storeu_ps(dst + 0 * OUT_C + 8, acc0_8);
+    _mm256_storeu_ps(dst + 1 * OUT_C + 0, acc1_0);
+    _mm256_storeu_ps(dst + 1 * OUT_C + 8, acc1_8);
+    _mm256_storeu_ps(dst + 2 * OUT_C + 0, acc2_0);
+    _mm256_storeu_ps(dst + 2 * OUT_C + 8, acc2_8);
+    _mm256_storeu_ps(dst + 3 * OUT_C + 0, acc3_0);
+    _mm256_storeu_ps(dst + 3 * OUT_C + 8, acc3_8);
+    _mm256_storeu_ps(dst + 4 * OUT_C + 0, acc4_0);
+    _mm256_storeu_ps(dst + 4 * OUT_C + 8, acc4_8);
+    _mm256_storeu_ps(dst + 5 * OUT_C + 0, acc5_0);
+    _mm256_storeu_ps(dst + 5 * OUT_C + 8, acc5_8);
+#elif defined(USE_NEON)
+    float32x4_t acc0_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc0_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc0_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc0_12 = vdupq_n_f32(0.0f);
+    float32x4_t acc1_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc1_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc1_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc1_12 = vdupq_n_f32(0.0f);
+    float32x4_t acc2_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc2_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc2_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc2_12 = vdupq_n_f32(0.0f);
+    float32x4_t acc3_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc3_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc3_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc3_12 = vdupq_n_f32(0.0f);
+    float32x4_t acc4_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc4_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc4_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc4_12 = vdupq_n_f32(0.0f);
+    float32x4_t acc5_0 = vdupq_n_f32(0.0f);
+    float32x4_t acc5_4 = vdupq_n_f32(0.0f);
+    float32x4_t acc5_8 = vdupq_n_f32(0.0f);
+    float32x4_t acc5_12 = vdupq_n_f32(0.0f);
+    for (k = 0; k < DW_C; ++k) {
+        const float *restrict w = filter + k * FILTER_STRIDE;
+        const float32x4_t w0 = vld1q_f32(w + 0);
+        const float32x4_t w4 = vld1q_f32(w + 4);
+        const float32x4_t w8 = vld1q_f32(w + 8);
+        const float32x4_t w12 = vld1q_f32(w + 12);
+        const float x0 = src[0 * DW_C + k];
+        acc0_0 = vfmaq_n_f32(acc0_0, w0, x0);
+        acc0_4 = vfmaq_n_f32(acc0_4, w4, x0);
+        acc0_8 = vfmaq_n_f32(acc0_8, w8, x0);
+        acc0_12 = vfmaq_n_f32(acc0_12, w12, x0);
+        const float x1 = src[1 * DW_C + k];
+        acc1_0 = vfmaq_n_f32(acc1_0, w0, x1);
+        acc1_4 = vfmaq_n_f32(acc1_4, w4, x1);
+        acc1_8 = vfmaq_n_f32(acc1_8, w8, x1);
+        acc1_12 = vfmaq_n_f32(acc1_12, w12, x1);
+        const float x2 = src[2 * DW_C + k];
+        acc2_0 = vfmaq_n_f32(acc2_0, w0, x2);
+        acc2_4 = vfmaq_n_f32(acc2_4, w4, x2);
+        acc2_8 = vfmaq_n_f32(acc2_8, w8, x2);
+        acc2_12 = vfmaq_n_f32(acc2_12, w12, x2);
+        const float x3 = src[3 * DW_C + k];
+        acc3_0 = vfmaq_n_f32(acc3_0, w0, x3);
+        acc3_4 = vfmaq_n_f32(acc3_4, w4, x3);
+        acc3_8 = vfmaq_n_f32(acc3_8, w8, x3);
+        acc3_12 = vfmaq_n_f32(acc3_12, w12, x3);
+        const float x4 = src[4 * DW_C + k];
+        acc4_0 = vfmaq_n_f32(acc4_0, w0, x4);
+        acc4_4 = vfmaq_n_f32(acc4_4, w4, x4);
+        acc4_8 = vfmaq_n_f32(acc4_8, w8, x4);
+        acc4_12 = vfmaq_n_f32(acc4_12, w12, x4);
+        const float x5 = src[5 * DW_C + k];
+        acc5_0 = vfmaq_n_f32(acc5_0, w0, x5);
+        acc5_4 = vfmaq_n_f32(acc5_4, w4, x5);
+        acc5_8 = vfmaq_n_f32(acc5_8, w8, x5);
+        acc5_12 = vfmaq_n_f32(acc5_12, w12, x5);
+    }
+    vst1q_f32(dst + 0 * OUT_C + 0, acc0_0);
+    vst1q_f32(dst + 0 * OUT_C + 4, acc0_4);
+    vst1q_f32(dst + 0 * OUT_C + 8, acc0_8);
+    vst1q_f32(dst + 0 * OUT_C + 12, acc0_12);
+    vst1q_f32(dst + 1 * OUT_C + 0, acc1_0);
+    vst1q_f32(dst + 1 * OUT_C + 4, acc1_4);
+    vst1q_f32(dst + 1 * OUT_C + 8, acc1_8);
+    vst1q_f32(dst + 1 * OUT_C + 12, acc1_12);
+    vst1q_f32(dst + 2 * OUT_C + 0, acc2_0);
+    vst1q_f32(dst + 2 * OUT_C + 4, acc2_4);
+    vst1q_f32(dst + 2 * OUT_C + 8, acc2_8);
+    vst1q_f32(dst + 2 * OUT_C + 12, acc2_12);
+    vst1q_f32(dst + 3 * OUT_C + 0, acc3_0);
+    vst1q_f32(dst + 3 * OUT_C + 4, acc3_4);
+    vst1q_f32(dst + 3 * OUT_C + 8, acc3_8);
+    vst1q_f32(dst + 3 * OUT_C + 12, acc3_12);
+    vst1q_f32(dst + 4 * OUT_C + 0, acc4_0);
+    vst1q_f32(dst + 4 * OUT_C + 4, acc4_4);
+    vst1q_f32(dst + 4 * OUT_C + 8, acc4_8);
+    vst1q_f32(dst + 4 * OUT_C + 12, acc4_12);
+    vst1q_f32(dst + 5 * OUT_C + 0, acc5_0);
+    vst1q_f32(dst + 5 * OUT_C + 4, acc5_4);
+    vst1q_f32(dst + 5 * OUT_C + 8, acc5_8);
+    vst1q_f32(dst + 5 * OUT_C + 12, acc5_12);
+#else
+    size_t o;
+    float acc0[TILE_OC];
+    float acc1[TILE_OC];
+    float acc2[TILE_OC];
+    float acc3[TILE_OC];
+    float acc4[TILE_OC];
+    float acc5[TILE_OC];
+    for (o = 0; o < TILE_OC; ++o) {
+        acc0[o] = 0.0f;
+        acc1[o] = 0.0f;
+        acc2[o] = 0.0f;
+        acc3[o] = 0.0f;
+        acc4[o] = 0.0f;
+        acc5[o] = 0.0f;
+    }
+    for (k = 0; k < DW_C; ++k) {
+        const float *restrict w = filter + k * FILTER_STRIDE;
+        const float x0 = src[0 * DW_C + k];
+        const float x1 = src[1 * DW_C + k];
+        const float x2 = src[2 * DW_C + k];
+        const float x3 = src[3 * DW_C + k];
+        const float x4 = src[4 * DW_C + k];
+        const float x5 = src[5 * DW_C + k];
+        for (o = 0; o < TILE_OC; ++o) {
+            acc0[o] += x0 * w[o];
+            acc1[o] += x1 * w[o];
+            acc2[o] += x2 * w[o];
+            acc3[o] += x3 * w[o];
+            acc4[o] += x4 * w[o];
+            acc5[o] += x5 * w[o];
+        }
+    }
+    for (o = 0; o < TILE_OC; ++o) {
+        dst[0 * OUT_C + o] = acc0[o];
+        dst[1 * OUT_C + o] = acc1[o];
+        dst[2 * OUT_C + o] = acc2[o];
+        dst[3 * OUT_C + o] = acc3[o];
+        dst[4 * OUT_C + o] = acc4[o];
+        dst[5 * OUT_C + o] = acc5[o];
+    }
+#endif
 }
 
 /*
@@ -125,7 +313,7 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise(const float
  *   filter  this tile's TILE_OC columns of the pointwise filter, rows FILTER_STRIDE floats apart
  *   dst     4 consecutive output pixels, OUT_C floats apart, from the same channel
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_tile_4x16(const float *restrict src,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_tile_4x16(const float *restrict src,
     const float *restrict filter, float *restrict dst)
 {
     size_t k;
@@ -258,15 +446,18 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_tile_4x16(const float
 }
 
 /* The register tile for `pixels` consecutive pixels (TILE_PX, or fewer at the end of a row). */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_register_tile(size_t pixels, const float *restrict src,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_register_tile(size_t pixels, const float *restrict src,
     const float *restrict filter, float *restrict dst)
 {
-    (void)pixels; /* every register tile is TILE_PX pixels wide */
-    sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_tile_4x16(src, filter, dst);
+    if (pixels == 4) {
+        sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_tile_4x16(src, filter, dst);
+        return;
+    }
+    sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_tile_6x16(src, filter, dst);
 }
 
 /* Copy TILE_OC columns of the pointwise filter [DW_C, OUT_C] into a contiguous panel [DW_C, TILE_OC]. */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pack_panel(const float *restrict filter, float *restrict panel)
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_pack_panel(const float *restrict filter, float *restrict panel)
 {
     size_t k, o;
     for (k = 0; k < DW_C; ++k)
@@ -283,16 +474,16 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pack_panel(const floa
  * Loop order "channels_outer": each block of TILE_OC filter columns is packed into `panel`, which
  * stays in cache while every pixel of the tile streams past it.
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pointwise(const float *restrict src, size_t src_row_stride,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_pointwise(const float *restrict src, size_t src_row_stride,
     const float *restrict filter, float *restrict dst, size_t dst_row_stride,
     size_t rows, size_t cols, float *restrict panel)
 {
     size_t i, j, o;
     for (o = 0; o < FULL_C; o += TILE_OC) {
-        sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pack_panel(filter + o, panel);
+        sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_pack_panel(filter + o, panel);
         for (i = 0; i < rows; ++i)
             for (j = 0; j < cols; j += TILE_PX)
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_register_tile(cols - j, src + i * src_row_stride + j * DW_C,
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_register_tile(cols - j, src + i * src_row_stride + j * DW_C,
                     panel, dst + i * dst_row_stride + j * OUT_C + o);
     }
 }
@@ -303,7 +494,7 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pointwise(const float
  * TILE_H*TILE_W*DW_C floats) and the pointwise step consumes it at once.
  * Scratch holds the packed filter panel (DW_C*TILE_OC floats), then the intermediate.
  */
-static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_compute(const float *restrict input, const float *restrict depthwise_filter,
+static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_compute(const float *restrict input, const float *restrict depthwise_filter,
     const float *restrict pointwise_filter, float *restrict output,
     float *restrict scratch)
 {
@@ -311,29 +502,31 @@ static void sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_compute(const float *
     float *restrict intermediate = scratch + (size_t)DW_C * TILE_OC;
     size_t b, oh0, ow0;
 
+    /* Tiles span whole output rows, so a tile's pixels are consecutive in the intermediate and
+     * in the output: the pointwise step walks them as one run of rows * cols pixels. */
     for (b = 0; b < BATCH; ++b) {
         for (oh0 = 0; oh0 < OUT_H; oh0 += TILE_H) {
             const size_t rows = OUT_H - oh0 < TILE_H ? OUT_H - oh0 : TILE_H;
             for (ow0 = 0; ow0 < OUT_W; ow0 += TILE_W) {
                 const size_t cols = OUT_W - ow0 < TILE_W ? OUT_W - ow0 : TILE_W;
                 const size_t first_pixel = (b * OUT_H + oh0) * OUT_W + ow0;
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_depthwise(input + b * ((size_t)IN_H * IN_W * IN_C), depthwise_filter,
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_depthwise(input + b * ((size_t)IN_H * IN_W * IN_C), depthwise_filter,
                     intermediate, cols * DW_C, oh0, ow0, rows, cols);
-                sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_pointwise(intermediate, cols * DW_C, pointwise_filter,
-                    output + first_pixel * OUT_C, (size_t)OUT_W * OUT_C, rows, cols, panel);
+                sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_pointwise(intermediate, cols * DW_C, pointwise_filter,
+                    output + first_pixel * OUT_C, (size_t)OUT_W * OUT_C, 1, rows * cols, panel);
             }
         }
     }
 }
 
-int sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed(const float *input, const float *depthwise_filter, const float *pointwise_filter,
+int sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560(const float *input, const float *depthwise_filter, const float *pointwise_filter,
     const float *bias, float *output, void *scratch)
 {
     if (input == NULL || depthwise_filter == NULL || pointwise_filter == NULL || output == NULL
-        || (sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_SCRATCH_BYTES > 0 && scratch == NULL))
+        || (sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_SCRATCH_BYTES > 0 && scratch == NULL))
         return -1;
     (void)bias; /* this layer has no bias */
-    sepconv_f32_56x56x128_k3x3s1_m1o128_c_4e9dbbed_compute(input, depthwise_filter, pointwise_filter, output,
+    sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_compute(input, depthwise_filter, pointwise_filter, output,
         (float *)scratch);
     return 0;
 }
