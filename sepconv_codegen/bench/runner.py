@@ -139,6 +139,18 @@ def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> L
     return LayerRun(layer, threads, results)
 
 
+def _warn_if_busy(log) -> None:
+    """Say so when other processes already load the machine: every timing will carry it."""
+    if not hasattr(os, "getloadavg"):
+        return
+    load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    if load > 0.5 * cores:
+        log(
+            f"note: load average {load:.1f} on {cores} core(s) before starting: other processes "
+            "are running, so timings will be noisy"
+        )
+
+
 def _available_peers(names: tuple[str, ...], log) -> tuple[list, dict[str, str]]:
     """(peers that can run here, {peer: why not} for the others)."""
     available, skipped = [], {}
@@ -204,6 +216,7 @@ def run_benchmark(
         log(f"note: {runs} rounds; medians of fewer than {MIN_RUNS_ADVISED} are noisy")
     if impl == "tvm":
         ours_module.bound_tvm_spinning()
+    _warn_if_busy(log)
     available, skipped = _available_peers(names, log)
     settings = {
         "runs": runs,
