@@ -32,6 +32,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -227,14 +228,18 @@ class CupyLauncher:
         self.arch = f"sm_{cupy.cuda.Device().compute_capability}"
         self.tmp = tempfile.TemporaryDirectory()
 
-    def compile(self, source: str, name: str):
+    def compile(self, source: str, name: str) -> str:
+        """nvcc: CUDA C -> a cubin for this GPU; returns its path (thread-safe: no CUDA calls)."""
         src = Path(self.tmp.name) / f"{name}.cu"
         cubin = src.with_suffix(".cubin")
         src.write_text(source)
         subprocess.run(
             ["nvcc", "-cubin", f"-arch={self.arch}", "-O3", "-o", str(cubin), str(src)], check=True
         )
-        return self.cupy.RawModule(path=str(cubin))
+        return str(cubin)
+
+    def load(self, cubin: str):
+        return self.cupy.RawModule(path=cubin)
 
     def launcher(self, module, config: dict, buffers: dict):
         function = module.get_function(config["kernel"])
@@ -382,7 +387,9 @@ def run(folder: Path, repeats: int, tf32: bool, graph: bool = True) -> int:
         f"{torch.cuda.get_device_name()} ({launcher.arch}), PyTorch {torch.__version__}, "
         f"CuPy {cupy.__version__}, TF32 {'on' if tf32 else 'off'}"
     )
-    modules = {e["name"]: launcher.compile(e["source"], e["name"]) for e in entries}
+    with ThreadPoolExecutor(max_workers=8) as pool:  # nvcc takes a few seconds per kernel
+        cubins = list(pool.map(lambda e: launcher.compile(e["source"], e["name"]), entries))
+    modules = {e["name"]: launcher.load(cubin) for e, cubin in zip(entries, cubins)}
 
     def factory(entry, buffers):
         views = {k: cupy.asarray(v) for k, v in buffers.items()}  # zero-copy

@@ -3,6 +3,8 @@ against the project's, the files it generates, and those files' kernels run on t
 
 import importlib.util
 import json
+import shutil
+import types
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,18 @@ def test_generated_files_drive_a_correct_launch(tmp_path):
             entry["spec"], inputs["X"], inputs["DW"], inputs["PW"], inputs.get("B")
         )
         assert gpu_check.relative_error(got, want) <= gpu_check.TOLERANCE
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="install the CUDA toolkit (nvcc)")
+def test_the_nvcc_command_run_uses_builds_a_cubin(tmp_path):
+    """The GPU run compiles each source as below; nvcc needs no GPU for it."""
+    layer = L(input_shape=(1, 8, 8, 16), out_channels=32, name="tiny")
+    gpu_check.generate(tmp_path, target="cuda-sm90", layers=[layer])
+    entry = gpu_check.load_manifest(tmp_path)[0]
+    fake_cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(compute_capability="90"))
+    )
+    launcher = gpu_check.CupyLauncher(fake_cupy, torch=None)
+    cubin = Path(launcher.compile(entry["source"], entry["name"])).read_bytes()
+    assert launcher.arch == "sm_90" and cubin[:4] == b"\x7fELF"
+    assert entry["cuda"]["kernel"].encode() in cubin
