@@ -22,6 +22,7 @@ from sepconv_codegen.cgen.emit import comment_safe_json, environment, render
 from sepconv_codegen.cgen.measure import _stack_of, object_figures
 from sepconv_codegen.cgen.plan import default_c_knobs, make_plan
 from sepconv_codegen.cgen.toolchains import HOST, WARNING_FLAGS, Toolchain
+from sepconv_codegen.cgen.weights import bake
 from sepconv_codegen.naming import kernel_name
 from tests.conftest import random_arrays
 
@@ -259,6 +260,15 @@ def test_baked_weights_from_npz_mapping_or_tuple_give_the_same_kernel(tmp_path):
     source = baked.source.read_text()
     assert f"static const float {baked.function}_pointwise_filter[{8 * 12}] = {{" in source
     assert f"{weights['bias'][0]!s}f," in source
+
+
+def test_baked_literals_round_trip_exactly():
+    values = np.array([0.1, -0.0, 1e-45, 1.17549435e-38, 3.4028235e38, -2.5, 1 / 3], np.float32)
+    (tensor,) = bake({"bias": values})
+    literals = " ".join(tensor.lines).replace(",", " ").split()
+    assert all(literal.endswith("f") for literal in literals)
+    parsed = np.array([np.float32(literal[:-1]) for literal in literals], np.float32)
+    np.testing.assert_array_equal(parsed.view(np.uint32), values.view(np.uint32))
 
 
 def test_different_baked_weights_get_different_functions(tmp_path):

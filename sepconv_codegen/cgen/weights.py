@@ -52,6 +52,7 @@ def weight_shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .npz archive by key; a missing or unreadable file is a SpecError."""
     if not path.is_file():
         raise SpecError(f"weights file {str(path)!r} does not exist")
     try:
