@@ -31,7 +31,7 @@ class Toolchain:
     """A compiler for one target, the flags kernels are built with for it, and its size tool.
 
     flags: target selection and optimisation for the figures reported in manifests (code size,
-    stack use); runs: the emulator that runs its programs here, if any.
+    stack use); emulator: the program that runs its executables on this machine, if any.
     """
 
     name: str
