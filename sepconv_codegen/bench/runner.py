@@ -228,6 +228,7 @@ def run_benchmark(
         "impl": impl,
         "database": str(database) if database is not None else None,
         "tvm_thread_pool_spin_count": os.environ.get("TVM_THREAD_POOL_SPIN_COUNT"),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if roofline is None:
         roofline = measure_roofline(thread_counts)
