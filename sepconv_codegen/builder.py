@@ -13,13 +13,13 @@ __all__ = ["build", "choose_knobs"]
 
 def choose_knobs(layer: SeparableConv2D, target: Target, database=None) -> tuple[Knobs, str]:
     """The knobs to build with and where they came from: a tuning record, else the default."""
-    from .schedule.cpu import default_knobs
     from .tuning.records import best_record
 
     record, why = best_record(layer, target, database)
     if record is not None:
         return record.knobs, record.source
-    return default_knobs(layer, target), "default" + (f" ({why})" if why else "")
+    default = target.schedule_space().default_knobs(layer, target)
+    return default, "default" + (f" ({why})" if why else "")
 
 
 def build(
@@ -51,9 +51,11 @@ def build(
 
 def compile_kernel(layer: SeparableConv2D, target: Target, knobs: Knobs, source: str) -> Kernel:
     """Schedule and compile with exactly these knobs (the tuner's entry point too)."""
-    from .tvm_backend.module import TVMKernel, compile_schedule
+    from .tvm_backend.cross import kernel_class
+    from .tvm_backend.module import compile_schedule
     from .tvm_backend.schedules import schedule_for
 
     sch = schedule_for(target)(layer, knobs)
     module = compile_schedule(sch, target)
-    return TVMKernel(layer, kernel_name(layer, target.name, knobs), target, knobs, source, module)
+    name = kernel_name(layer, target.name, knobs)
+    return kernel_class(target)(layer, name, target, knobs, source, module)

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..schedule.cpu import search_space
 from ..schedule.knobs import Knobs
 from ..spec import Network, SeparableConv2D, SpecError
 from ..targets import Target, resolve_target
@@ -52,11 +51,7 @@ class LayerResult:
 
 
 def _space(layer: SeparableConv2D, target: Target) -> list[Knobs]:
-    if target.family == "cpu":
-        return search_space(layer, target)
-    from ..schedule import spaces  # other families register their spaces there
-
-    return spaces.search_space(layer, target)
+    return target.schedule_space().search_space(layer, target)
 
 
 def _record(layer, target, knobs, m: Measurement | None, stage: str, seconds=None, error=None) -> Record:

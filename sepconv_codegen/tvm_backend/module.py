@@ -15,7 +15,7 @@ from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from . import elfmeta
-from ._tvm import cpu_device, tvm
+from ._tvm import TVMError, cpu_device, tvm
 from .schedule_cpu import register_channels
 
 META_SECTION = ".sepconv_meta"
@@ -36,6 +36,20 @@ def pack_pointwise(pointwise: np.ndarray, pack: int) -> np.ndarray:
     padded = np.zeros((cm, panels * pack), dtype=pointwise.dtype)
     padded[:, :o] = pointwise[0, 0]
     return np.ascontiguousarray(padded.reshape(cm, panels, pack).transpose(1, 0, 2))
+
+
+def kernel_arrays(layer: SeparableConv2D, knobs: Knobs | None,
+                  arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """input, depthwise, pointwise[, bias] (TF layouts) in the layout the compiled function takes.
+
+    Knobs with pack: the kernel reads the pointwise filter in panels, packed here once per bind
+    (per call for __call__), as inference runtimes pack constant weights at load. Kernels run
+    elsewhere (over RPC) are given these arrays too.
+    """
+    if knobs is None or not knobs.pack:
+        return list(arrays)
+    pack = register_channels(layer, knobs)
+    return [arrays[0], arrays[1], pack_pointwise(arrays[2], pack), *arrays[3:]]
 
 
 def _as_tensor(array: np.ndarray, device):
@@ -62,18 +76,13 @@ class TVMKernel(Kernel):
         self._module = module
         self._func = module["main"]
         self._device = cpu_device()
-        # Knobs with pack: the kernel reads the pointwise filter in panels, packed here once per
-        # bind (per call for __call__), as inference runtimes pack constant weights at load.
-        self._pack = register_channels(layer, knobs) if knobs is not None and knobs.pack else None
 
     def _tensors(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple[list, Any, bool]:
         """TVM tensors over the arrays: shared when 64-byte aligned, else copies.
 
         Returns (inputs, output, whether the output is shared with ``out``).
         """
-        if self._pack:
-            arrays = [arrays[0], arrays[1], pack_pointwise(arrays[2], self._pack), *arrays[3:]]
-        args = [_as_tensor(a, self._device) for a in arrays]
+        args = [_as_tensor(a, self._device) for a in kernel_arrays(self.layer, self.knobs, arrays)]
         result = _as_tensor(out, self._device)
         shared = _shares(result, out)
         return args, result, shared
@@ -132,5 +141,10 @@ def load(path: str | os.PathLike) -> TVMKernel:
     meta = json.loads(raw.rstrip(b"\0").decode("utf-8"))
     layer = SeparableConv2D.from_dict(meta["layer"])
     knobs = Knobs.from_dict(meta["knobs"]) if meta.get("knobs") else None
-    module = tvm.runtime.load_module(str(path))
+    try:
+        module = tvm.runtime.load_module(str(path))
+    except TVMError as err:  # built for another CPU (AArch64), or CUDA with no CUDA runtime here
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SpecError(f"{str(path)!r} holds kernel {meta['name']} for target {meta['target']!r}, "
+                        f"which this machine cannot load: {first}") from None
     return TVMKernel(layer, meta["name"], meta["target"], knobs, meta["schedule_source"], module)

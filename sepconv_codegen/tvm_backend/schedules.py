@@ -17,3 +17,6 @@ def schedule_for(target: Target):
         return _FAMILIES[target.family]
     except KeyError:
         raise ValueError(f"no TVM schedule for target family {target.family!r}") from None
+
+
+from . import schedule_cuda  # noqa: E402,F401 - registers the "cuda" family (it imports this module)
