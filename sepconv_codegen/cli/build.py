@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             "macs": layer.macs,
             "schedule": kernel.schedule_source,
             "knobs": kernel.knobs.to_dict() if kernel.knobs else None,
-            "files": {"library": library.name},
+            "files": {"library": library.name,
+                      "all": sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))},
         }
         if target.runs_here:
             result = check_kernel(kernel)
