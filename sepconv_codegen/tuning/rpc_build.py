@@ -1,0 +1,121 @@
+"""Building candidates for remote devices: compiled and exported here, in worker processes.
+
+A compiler crash or hang costs the candidate, never the session: each build runs in a worker
+process with a deadline, and a pool that breaks is replaced. Libraries are kept for the runner's
+life, so re-timing the leaders compiles nothing again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
+from pathlib import Path
+
+from ..naming import kernel_name
+from .rpc_session import Job, build_candidate
+
+__all__ = ["WORKER_STARTUP", "Builds"]
+
+WORKER_STARTUP = 120.0  # extra seconds for a new worker's first candidate: it imports TVM first
+CRASHES = 2  # a candidate whose builds broke the pool this often has crashed its worker
+
+
+class Builds:
+    """The build workers, the builds in flight with their deadlines, and the libraries built.
+
+    ``start`` submits builds; each finished one is announced by calling ``announce(future)``
+    (from a pool thread), and the runner hands that future to ``finished``.
+    """
+
+    def __init__(self, workers: int, timeout: float, announce: Callable[[Future], None],
+                 build=build_candidate) -> None:
+        self.workers, self.timeout = workers, timeout
+        self._announce, self._build = announce, build
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_started = False  # whether a worker of this pool has finished a build yet
+        self._in_flight: dict[Future, tuple[Job, float, ProcessPoolExecutor]] = {}
+        self._libraries: dict[tuple, str] = {}  # Job.build_key -> exported library
+        self._serial = itertools.count()
+        self._folder = tempfile.TemporaryDirectory(prefix="sepconv-rpc-")
+
+    def library(self, job: Job) -> str | None:
+        return self._libraries.get(job.build_key)
+
+    def deadlines(self) -> list[float]:
+        return [deadline for _, deadline, _ in self._in_flight.values()]
+
+    def start(self, unbuilt) -> None:
+        """Submit builds from the deque ``unbuilt`` while a worker is free."""
+        while unbuilt and len(self._in_flight) < self.workers:
+            job = unbuilt.popleft()
+            name = kernel_name(job.layer, job.target.name, job.knobs)
+            path = Path(self._folder.name) / f"{next(self._serial)}-{name}.so"
+            arguments = (job.layer.to_dict(), job.target, job.knobs.to_dict(), str(path))
+            try:
+                future = self._executor().submit(self._build, *arguments)
+            except BrokenProcessPool:  # a worker died and its news is still queued: start afresh
+                self._discard(self._pool)
+                future = self._executor().submit(self._build, *arguments)
+            startup = 0.0 if self._pool_started else WORKER_STARTUP
+            self._in_flight[future] = (job, time.monotonic() + self.timeout + startup, self._pool)
+            future.add_done_callback(self._announce)
+
+    def finished(self, future: Future) -> tuple[Job, dict | None] | None:
+        """(job, {"path"} or {"error"}) for a finished build; (job, None) when the job should be
+        built again (its pool broke, maybe for another candidate); None when it was dropped."""
+        entry = self._in_flight.pop(future, None)
+        if entry is None:  # it ran out of time and has been recorded
+            return None
+        job, _, pool = entry
+        try:
+            data = future.result()
+        except (BrokenProcessPool, CancelledError):
+            self._discard(pool)
+            job.build_crashes += 1
+            if self.workers > 1 and job.build_crashes < CRASHES:
+                return job, None
+            return job, {"error": "the candidate crashed its build worker"}
+        if pool is self._pool:
+            self._pool_started = True
+        if data.get("path"):
+            self._libraries[job.build_key] = data["path"]
+        return job, data
+
+    def expired(self) -> list[Job]:
+        """Builds past their deadline, dropped (their pool is killed)."""
+        now = time.monotonic()
+        late = [(future, entry) for future, entry in self._in_flight.items() if now >= entry[1]]
+        for future, (_, _, pool) in late:
+            del self._in_flight[future]
+            self._discard(pool)
+        return [job for _, (job, _, _) in late]
+
+    def close(self) -> None:
+        if self._in_flight:
+            self._discard(self._pool)
+        elif self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._folder.cleanup()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+            self._pool_started = False
+        return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor | None) -> None:
+        """Kill ``pool``'s workers; a pool already replaced is left alone."""
+        if pool is None or pool is not self._pool:
+            return
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
