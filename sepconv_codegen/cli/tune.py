@@ -31,6 +31,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--rpc", default=None, metavar="HOST:PORT",
                         help="measure on devices registered with a TVM RPC tracker")
     parser.add_argument("--key", default=None, help="the device key at the RPC tracker")
+    parser.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS",
+                        help="with --rpc: a device's server ends a session this old, which frees "
+                             "a board whose kernel hangs; 0: never (default 600)")
     parser.set_defaults(func=run)
 
 
@@ -54,8 +57,8 @@ def _runner(args):
         from ..tuning.rpc import rpc_runner_from_args
 
         return rpc_runner_from_args(args)
-    if args.key:
-        raise SpecError("--key is only meaningful with --rpc HOST:PORT")
+    if args.key or args.session_timeout is not None:
+        raise SpecError("--key and --session-timeout are only meaningful with --rpc HOST:PORT")
     return LocalRunner(timeout=args.timeout, threads=args.threads)
 
 
@@ -66,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--threads must be at least 1, got {args.threads}")
     network = network_from_args(args)
     target = resolve_target(args.target)
-    print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
     runner = _runner(args)
+    print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
     try:
         results = tune(network, target, database=args.db, trials=args.trials, runner=runner,
                        progress=_print_progress)
