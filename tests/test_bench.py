@@ -287,3 +287,28 @@ def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
     assert message in err
+
+
+def test_c_and_tvm_kernels_compared_in_one_run(tmp_path):
+    """`bench --impl c --vs sepconv-tvm`: both of our backends, checked and timed together."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    spec = tmp_path / "one.toml"
+    spec.write_text('[[layer]]\nname = "a"\ninput_shape = [1, 9, 9, 16]\nout_channels = 24\n'
+                    'strides = 2\nbias = true\nactivation = "relu6"\n')
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "sepconv_codegen", "bench", str(spec), "--impl", "c", "--vs",
+         "sepconv-tvm", "--threads", "1", "--runs", "3", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    impls = json.loads(out.read_text())["layers"][0]["impls"]
+    assert impls["ours"]["status"] == "ok" and impls["sepconv-tvm"]["status"] == "ok"
+    assert impls["ours"]["error"] < 1e-4 and impls["sepconv-tvm"]["error"] < 1e-4
+    assert impls["ours"]["rounds"] == 3 and impls["sepconv-tvm"]["rounds"] == 3

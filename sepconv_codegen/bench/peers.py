@@ -26,8 +26,13 @@ _REGISTRY = {
     "torch": ("torch_peer", "TorchPeer"),
     "onnxruntime": ("onnx_peer", "OnnxRuntimePeer"),
     "tflite": ("tflite_peer", "TFLitePeer"),
+    # Our own other backend, to compare the TVM and C kernels in one run.
+    "sepconv-tvm": ("self_peer", "SepconvTVMPeer"),
+    "sepconv-c": ("self_peer", "SepconvCPeer"),
 }
-PEER_NAMES = tuple(_REGISTRY)
+# The frameworks compared by default; the sepconv-* entries are asked for by name.
+PEER_NAMES = ("torch", "onnxruntime", "tflite")
+KNOWN_PEERS = tuple(_REGISTRY)
 
 # How long an idle thread pool may spin before sleeping, where a runtime lets us say so (see
 # timing.py for why it matters when implementations are interleaved on a small machine).
@@ -105,7 +110,7 @@ class Peer:
 def get_peer(name: str) -> Peer:
     """The peer called ``name`` (one of PEER_NAMES); SpecError for any other name."""
     if name not in _REGISTRY:
-        raise SpecError(f"unknown peer {name!r} (known: {', '.join(PEER_NAMES)})")
+        raise SpecError(f"unknown peer {name!r} (known: {', '.join(KNOWN_PEERS)})")
     module_name, class_name = _REGISTRY[name]
     module = importlib.import_module(f"{__package__}.{module_name}")
     return getattr(module, class_name)()
@@ -118,5 +123,5 @@ def parse_peer_names(text: str | None) -> tuple[str, ...]:
     names = [part.strip() for part in text.split(",")]
     for name in names:
         if name not in _REGISTRY:
-            raise SpecError(f"unknown peer {name!r} (known: {', '.join(PEER_NAMES)}, or none)")
+            raise SpecError(f"unknown peer {name!r} (known: {', '.join(KNOWN_PEERS)}, or none)")
     return tuple(dict.fromkeys(names))

@@ -18,7 +18,7 @@ from ..reference import reference
 from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
 from . import ours as ours_module
 from .machine import machine_info
-from .peers import PEER_NAMES, Bound, get_peer, parse_peer_names
+from .peers import KNOWN_PEERS, PEER_NAMES, Bound, get_peer, parse_peer_names
 from .results import BenchResult, ImplResult, LayerRun
 from .roofline import Roofline, measure_roofline
 from .timing import interleaved
@@ -83,8 +83,8 @@ def _check_options(impl: str, runs: int, peers: Iterable[str], database) -> tupl
         raise SpecError(f"runs must be a positive integer, got {runs!r}")
     names = parse_peer_names(peers) if isinstance(peers, str) else tuple(dict.fromkeys(peers))
     for name in names:
-        if name not in PEER_NAMES:
-            raise SpecError(f"unknown peer {name!r} (known: {', '.join(PEER_NAMES)})")
+        if name not in KNOWN_PEERS:
+            raise SpecError(f"unknown peer {name!r} (known: {', '.join(KNOWN_PEERS)})")
     if database is not None and not Path(database).is_file():
         raise SpecError(f"database {str(database)!r} does not exist")
     return names
