@@ -1,33 +1,33 @@
-"""Files installed with the package (templates/, schedules/), found in a wheel or a source tree."""
+"""Files installed with the package (templates/, schedules/), found in a wheel or a source tree.
+
+Installed, the top-level templates/ and schedules/ folders live inside the package as _templates/
+and _schedules/ (pyproject.toml maps them); in a source checkout they sit beside the package.
+"""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
 
 
-def _folder(package: str, folder: str) -> Path | None:
-    try:
-        path = Path(str(resources.files(package)))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    candidate = _SOURCE_ROOT / folder
-    return candidate if candidate.is_dir() else None
+def _folder(installed: str, source: str) -> Path | None:
+    for candidate in (_PACKAGE / installed, _PACKAGE.parent / source):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def templates_dir() -> Path:
-    path = _folder("sepconv_codegen._templates", "templates")
+    path = _folder("_templates", "templates")
     if path is None:
         raise FileNotFoundError("sepconv_codegen's templates/ folder is missing from this install")
     return path
 
 
 def shipped_schedules(filename: str) -> Path | None:
-    folder = _folder("sepconv_codegen._schedules", "schedules")
+    """The shipped schedules folder (filename ""), or one file in it; None when absent."""
+    folder = _folder("_schedules", "schedules")
     if folder is None:
         return None
     if not filename:

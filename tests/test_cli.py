@@ -62,6 +62,10 @@ def test_build_without_spec_builds_mobilenet_v1(tmp_path):
     for entry in manifest["layers"]:
         assert entry["max_abs_error"] < 1e-4, entry
         assert entry["layer"] in done.stdout
+        # The firmware C beside each library: its fused RAM below the unfused layer's.
+        ram = entry["c"]["peak_ram_bytes"]
+        assert ram["kernel"] < ram["unfused"], entry["layer"]
+        assert all((tmp_path / "build" / name).is_file() for name in entry["c"]["files"].values())
 
 
 def test_explain_prints_computed_numbers():

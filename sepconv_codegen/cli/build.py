@@ -28,12 +28,15 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _write_c(layer, knobs, out_dir: Path) -> dict | None:
+def _write_c(layer, out_dir: Path) -> dict | None:
+    """The standalone C for firmware, with the C path's own default knobs: fused tiles sized to
+    keep RAM below the unfused layer's. (A schedule tuned for this CPU may be unfused or favour
+    a larger scratch; `emit --knobs` applies such knobs on purpose.)"""
     try:
         from ..cgen.emit import c_manifest_entry
     except ImportError:
         return None
-    return c_manifest_entry(layer, out_dir, knobs=knobs)
+    return c_manifest_entry(layer, out_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             timing = f"{'-':>9} {'-':>8} {'-':>9}"
         if not args.no_c and layer.dtype == "float32" and target.family == "cpu":
-            c_entry = _write_c(layer, kernel.knobs, out_dir)
+            c_entry = _write_c(layer, out_dir)
             if c_entry is not None:
                 entry["c"] = c_entry
         shape = "x".join(map(str, layer.output_shape))
