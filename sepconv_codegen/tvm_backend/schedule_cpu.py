@@ -21,7 +21,7 @@ from ._tvm import Schedule
 from .compute import separable_compute
 
 
-def _has_block(sch: Schedule, name: str) -> bool:
+def has_block(sch: Schedule, name: str) -> bool:
     try:
         sch.get_sblock(name)
         return True
@@ -29,7 +29,7 @@ def _has_block(sch: Schedule, name: str) -> bool:
         return False
 
 
-def _split(sch, loop, factor: int):
+def split_by(sch, loop, factor: int):
     return sch.split(loop, [None, factor])
 
 
@@ -47,10 +47,10 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
 
     n, h, w, k = sch.get_loops(out)
-    ho, hi = _split(sch, h, min(knobs.tile_h, layer.output_shape[1]))
-    wo, wi = _split(sch, w, tile_w)
-    wio, wii = _split(sch, wi, px)
-    ko, ki = _split(sch, k, oc)
+    ho, hi = split_by(sch, h, min(knobs.tile_h, layer.output_shape[1]))
+    wo, wi = split_by(sch, w, tile_w)
+    wio, wii = split_by(sch, wi, px)
+    ko, ki = split_by(sch, k, oc)
     if knobs.order == "pixels_outer":
         sch.reorder(n, ho, wo, hi, wio, ko, wii, ki)
     else:
@@ -63,7 +63,7 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     sch.compute_at(pw, register_tile, preserve_unit_loops=True)
     sch.set_scope(pw, 0, "local")
     pw_wii, pw_ki, pw_r = sch.get_loops(pw)[-3:]
-    pw_ko, pw_kv = _split(sch, pw_ki, knobs.vec)
+    pw_ko, pw_kv = split_by(sch, pw_ki, knobs.vec)
     sch.reorder(pw_r, pw_wii, pw_ko, pw_kv)
     sch.vectorize(pw_kv)
     if knobs.unroll:
@@ -72,13 +72,13 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
 
     # Epilogue (bias, activation, cast): write the register tile back, vectorized.
     out_wii, out_ki = sch.get_loops(out)[-2:]
-    out_ko, out_kv = _split(sch, out_ki, knobs.vec)
+    out_ko, out_kv = split_by(sch, out_ki, knobs.vec)
     sch.vectorize(out_kv)
     if knobs.unroll:
         sch.unroll(out_wii)
 
     # The intermediate: per tile in local memory (fused), or whole in global memory.
-    if _has_block(sch, "dw_round"):
+    if has_block(sch, "dw_round"):
         sch.compute_inline(sch.get_sblock("dw_round"))
     if knobs.fused:
         sch.compute_at(dw, tile, preserve_unit_loops=True)
@@ -89,7 +89,7 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         dw_loops = [sch.fuse(dn, dh_), *rest]
         sch.parallel(dw_loops[0])
     *spatial, cm, kh, kw = dw_loops
-    cmo, cmv = _split(sch, cm, knobs.vec)
+    cmo, cmv = split_by(sch, cm, knobs.vec)
     if knobs.taps == "inner":  # all taps of one channel vector accumulate in a register
         sch.reorder(*spatial, cmo, kh, kw, cmv)
         sch.unroll(kh)
@@ -98,13 +98,13 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         sch.reorder(*spatial, kh, kw, cmo, cmv)
     sch.vectorize(cmv)  # vectorize before decompose_reduction: the init loop copies the kind
 
-    if _has_block(sch, "pad"):
+    if has_block(sch, "pad"):
         pad = sch.get_sblock("pad")
         if knobs.pad == "stage" and knobs.fused:
             sch.compute_at(pad, tile, preserve_unit_loops=True)
             sch.set_scope(pad, 0, "local")
             *_, pad_c = sch.get_loops(pad)
-            sch.vectorize(_split(sch, pad_c, knobs.vec)[1])
+            sch.vectorize(split_by(sch, pad_c, knobs.vec)[1])
         else:
             sch.compute_inline(pad)
 

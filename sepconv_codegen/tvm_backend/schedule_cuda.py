@@ -22,19 +22,8 @@ from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
 from ._tvm import Schedule
 from .compute import separable_compute
+from .schedule_cpu import has_block, split_by
 from .schedules import register_family
-
-
-def _has_block(sch: Schedule, name: str) -> bool:
-    try:
-        sch.get_sblock(name)
-        return True
-    except Exception:  # noqa: BLE001 - TVM raises a bare error for a missing block
-        return False
-
-
-def _split(sch: Schedule, loop, factor: int):
-    return sch.split(loop, [None, factor])
 
 
 def _bind_cooperative(sch: Schedule, block, anchor, threads: int, keep: int = 0):
@@ -47,7 +36,7 @@ def _bind_cooperative(sch: Schedule, block, anchor, threads: int, keep: int = 0)
     anchor_stmt = sch.get(anchor)
     depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(anchor_stmt))
     spatial = loops[depth : len(loops) - keep]
-    _, inner = _split(sch, sch.fuse(*spatial), threads)
+    _, inner = split_by(sch, sch.fuse(*spatial), threads)
     sch.bind(inner, "threadIdx.x")
     return inner
 
@@ -62,11 +51,11 @@ def schedule_cuda(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     # The output: (spatial tile, channel block) -> blocks; (row, pixel group, channel group) ->
     # threads, channel group fastest so a warp's stores are contiguous.
     n, h, w, k = sch.get_loops(out)
-    ho, hi = _split(sch, h, knobs.tile_h)
-    wo, wi = _split(sch, w, knobs.tile_w)
-    wio, wii = _split(sch, wi, knobs.px)
-    ko, ki = _split(sch, k, knobs.oc)
-    kio, kii = _split(sch, ki, knobs.vec)
+    ho, hi = split_by(sch, h, knobs.tile_h)
+    wo, wi = split_by(sch, w, knobs.tile_w)
+    wio, wii = split_by(sch, wi, knobs.px)
+    ko, ki = split_by(sch, k, knobs.oc)
+    kio, kii = split_by(sch, ki, knobs.vec)
     if knobs.order == "pixels_outer":
         sch.reorder(ko, n, ho, wo, hi, wio, kio, wii, kii)
         tile = sch.fuse(n, ho, wo)
@@ -97,7 +86,7 @@ def schedule_cuda(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     # Depthwise: the tile's intermediate in shared memory. Each thread accumulates its element
     # in a register and stores it once: accumulating in shared memory makes TVM want a barrier
     # inside the predicated loop, which it cannot insert.
-    if _has_block(sch, "dw_round"):
+    if has_block(sch, "dw_round"):
         sch.compute_inline(sch.get_sblock("dw_round"))
     dw_thread = _bind_cooperative(sch, dw, anchor, threads, keep=2)
     store = sch.cache_write(dw, 0, "local")
@@ -107,7 +96,7 @@ def schedule_cuda(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         sch.unroll(dw_kh)
         sch.unroll(dw_kw)
 
-    if _has_block(sch, "pad"):
+    if has_block(sch, "pad"):
         pad = sch.get_sblock("pad")
         if knobs.pad == "stage":
             _bind_cooperative(sch, pad, anchor, threads)
