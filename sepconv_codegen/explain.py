@@ -94,7 +94,7 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
     ones, random = _channel_spread(layer, True, rng), _channel_spread(layer, False, rng)
     lines += [
         "  With M = 1 and an all-ones pointwise filter every output channel is the same (the sum over input",
-        f"  channels of their convolutions): on random data the largest difference between output channels",
+        "  channels of their convolutions): on random data the largest difference between output channels",
         f"  is {ones:.3g}; with a random pointwise filter it is {random:.3g}.",
         "  Separable conv2d is therefore not a drop-in conv2d: M controls how rich the factorization is",
         "  (4 to 8 is typical for an RGB input; MobileNet uses 1 where C is large).",

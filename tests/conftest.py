@@ -45,6 +45,36 @@ def assert_matches_reference(layer: SeparableConv2D, got: np.ndarray, arrays: li
     return err
 
 
+# A two-layer network for command-line tests: SAME stride 1, then stride 2, multiplier 2, bias,
+# relu6; its shapes chain.
+TINY_SPEC = """
+name = "tiny"
+[defaults]
+kernel_size = 3
+[[layer]]
+name = "first"
+input_shape = [1, 12, 12, 8]
+out_channels = 16
+[[layer]]
+name = "second"
+strides = 2
+channel_multiplier = 2
+out_channels = 24
+bias = true
+activation = "relu6"
+"""
+
+
+def run_cli(*args: str, cwd=None, timeout: float = 300):
+    """`python -m sepconv_codegen ARGS` in a subprocess, as a user runs it."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "sepconv_codegen", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+
+
 @pytest.fixture
 def arrays_for():
     return random_arrays

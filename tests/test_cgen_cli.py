@@ -13,24 +13,9 @@ import pytest
 from sepconv_codegen import SpecError, mobilenet_v1
 from sepconv_codegen.cgen import c_knobs, peak_ram, scratch_bytes
 from sepconv_codegen.specfile import load_spec
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY_SPEC
 
-SPEC = """
-name = "tiny"
-[defaults]
-kernel_size = 3
-[[layer]]
-name = "first"
-input_shape = [1, 12, 12, 8]
-out_channels = 16
-[[layer]]
-name = "second"
-strides = 2
-channel_multiplier = 2
-out_channels = 24
-bias = true
-activation = "relu6"
-"""
+SPEC = TINY_SPEC
 
 
 def emit(*args: str) -> subprocess.CompletedProcess:

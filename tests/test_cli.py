@@ -1,36 +1,15 @@
 """The command line, run as a user runs it: `python -m sepconv_codegen ...` in a subprocess."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import TINY_SPEC, run_cli
 
-SPEC = """
-name = "tiny"
-[defaults]
-kernel_size = 3
-[[layer]]
-name = "first"
-input_shape = [1, 12, 12, 8]
-out_channels = 16
-[[layer]]
-name = "second"
-strides = 2
-channel_multiplier = 2
-out_channels = 24
-bias = true
-activation = "relu6"
-"""
+SPEC = TINY_SPEC
 
 
-def cli(*args, cwd=None, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "sepconv_codegen", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=timeout)
+cli = run_cli
 
 
 @pytest.fixture

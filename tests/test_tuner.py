@@ -74,8 +74,7 @@ def test_crashing_candidates_are_recorded_and_skipped(tmp_path):
     assert result.failed == 4 and result.best == default
 
 
-def test_hanging_candidates_time_out(tmp_path):
-    db = tmp_path / "db.jsonl"
+def test_hanging_candidates_time_out():
     layer = NET.layers[0]
     target = resolve_target("llvm")
     runner = LocalRunner(timeout=20, measure=tuning_helpers.hang_on_unfused)
