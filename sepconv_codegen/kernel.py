@@ -16,8 +16,6 @@ from .spec import SeparableConv2D, SpecError
 
 __all__ = ["Kernel", "check_arguments"]
 
-ARGUMENT_NAMES = ("input", "depthwise_filter", "pointwise_filter", "bias")
-
 
 def _shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
     return {

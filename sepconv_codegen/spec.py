@@ -386,11 +386,6 @@ def mobilenet_v1(batch: int = 1, resolution: int = 224, width: float = 1.0) -> N
     return chain((batch, size, size, ch(32)), blocks, name="mobilenet_v1", kernel_size=3, padding="SAME")
 
 
-def describe_pads(layer: SeparableConv2D) -> str:
-    (pt, pb), (pl, pr) = layer.pads
-    return f"top {pt}, bottom {pb}, left {pl}, right {pr}"
-
-
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 

@@ -115,7 +115,3 @@ class Database:
 
     def for_workload(self, workload: str, target: str) -> list[Record]:
         return [r for r in self.records() if r.workload == workload and r.target == target]
-
-    def tried(self, workload: str, target: str) -> set[Knobs]:
-        """Knobs already measured (or failed) for this workload: a resumed session skips them."""
-        return {r.knobs for r in self.for_workload(workload, target)}
