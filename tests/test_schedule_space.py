@@ -68,3 +68,38 @@ def test_default_register_tile_fits_the_register_file(target):
         k = default_knobs(layer, target)
         vectors = k.oc // k.vec
         assert k.px * vectors + vectors + 1 <= target.vector_registers
+
+
+FLAT = [
+    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, flat=True, pack=True, order="channels_outer"),
+    Knobs(tile_h=1, tile_w=256, px=4, oc=8, vec=8, flat=True),  # one run longer than the output
+    Knobs(tile_h=1, tile_w=20, px=5, oc=8, vec=8, flat=True, fused=False, taps="inner"),
+    Knobs(tile_h=1, tile_w=12, px=4, oc=24, vec=8, flat=True, pad="stage"),
+]
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("knobs", FLAT, ids=["padded_run_packed", "oversized_run", "unfused_taps_inner", "stage_pad"])
+def test_flat_pixel_tiles(name, knobs, target):
+    """Register tiles that run across rows, on a pixel axis padded to whole runs (the padding is
+    computed from the last pixel and never stored)."""
+    layer = LAYERS[name]
+    arrays = random_arrays(layer, seed=2)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    assert_matches_reference(layer, out, arrays)
+
+
+def test_flat_tiles_are_chosen_where_the_width_admits_no_wide_tile(target):
+    # 14 pixels wide: along a row only 7x1 or 14x1 divide it; flat runs take 4-6 pixels x 2 vectors.
+    k = default_knobs(L(input_shape=(1, 14, 14, 512), out_channels=512), target)
+    assert k.flat and k.oc == 16 and k.tile_w % k.px == 0
+    assert search_space(L(input_shape=(1, 14, 14, 64), out_channels=64), target)[0].flat
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [({"tile_h": 2}, "tile_h must be 1 when flat"), ({"tile_w": 30, "px": 4}, "px (4) must divide tile_w (30)")],
+)
+def test_flat_knobs_are_validated(fields, message):
+    with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Knobs(**{"tile_h": 1, "tile_w": 28, "px": 4, "oc": 16, "vec": 8, "flat": True, **fields})

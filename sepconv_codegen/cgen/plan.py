@@ -6,7 +6,7 @@ in one place.
 
 The C path reads these knobs: tile_h, tile_w (spatial tile of the fused loop), px, oc (register
 tile of the pointwise step), fused and order; ``vec`` only constrains ``oc``. Every other knob
-(unroll, pad, pack, ...) steers the TVM schedules only: the C register tiles are always unrolled,
+(unroll, pad, pack, taps, flat) steers the TVM schedules only: the C register tiles are always unrolled,
 padding is always handled by clamping each output pixel's range of filter taps to the input, and
 since a C kernel receives its filter on every call, it packs filter panels per tile (below).
 

@@ -13,7 +13,7 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import Knobs
 
-__all__ = ["default_knobs", "register_tiles", "search_space"]
+__all__ = ["default_knobs", "flat_tiles", "register_tiles", "search_space"]
 
 # The pointwise filter is packed into panels when it holds at least this many values: below it,
 # the TF-layout rows of a panel are close enough not to collide in L1.
@@ -47,6 +47,34 @@ def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -
     return tiles or [(1, lanes)]
 
 
+def _flat_runs(pixels: int, px: int) -> list[int]:
+    """Runs of pixels for a flat tile with a px-pixel register tile, best first: at least two
+    tiles (two threads) and the least padding, then the whole output as one run when small."""
+    whole = -(-pixels // px) * px
+    runs = [r for r in range(px, 65, px) if r >= 16 and r < whole] or [whole]
+    runs.sort(key=lambda r: (pixels <= r, -(-pixels // r) * r, -r))
+    best = runs[:2]
+    if whole <= 256 and whole not in best:
+        best.append(whole)
+    return best
+
+
+def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> list[tuple[int, int, int]]:
+    """(run, px, oc) for flat tiles: the register tile runs along the row-major pixels, so px no
+    longer has to divide the width (7- and 14-wide outputs get 4 x 2 vectors instead of 7 x 1).
+    Same register budget as register_tiles; px from 4 up, at most 8."""
+    tiles = []
+    max_v = max(1, -(-out_channels // lanes))
+    for v in range(1, min(max_v, 4) + 1):
+        oc = v * lanes
+        if out_channels % oc and oc < out_channels:
+            continue
+        budget = min(8, (target.vector_registers - 1 - v) // v)
+        for px in range(min(4, pixels), budget + 1):
+            tiles.extend((run, px, oc) for run in _flat_runs(pixels, px))
+    return tiles
+
+
 def _tile_widths(ow: int) -> list[int]:
     widths = [d for d in _divisors(ow, 112) if d >= 4 or d == ow]
     return widths[-4:]  # the widest few: narrow tiles redo the depthwise halo for little gain
@@ -72,7 +100,7 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     stream past it (AMD EPYC znver3, 1 thread, 7x7x1024: 26 -> 50-60 GFLOP/s).
     """
     lanes = target.lanes(layer.dtype)
-    _, _, ow, o = layer.output_shape
+    _, oh, ow, o = layer.output_shape
     tile_w = max(d for d in _divisors(ow, 56))
     if tile_w < 4:
         tile_w = ow
@@ -82,10 +110,15 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
                   if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
     candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
     best = max(candidates, key=_score)
+    flat = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
+            for run, px, oc in flat_tiles(target, lanes, oh * ow, o)
+            if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
+    if flat and _score(max(flat, key=_score)) > _score(best):
+        best = max(flat, key=_score)  # the first run of the best tile: _flat_runs orders them
     big = layer.depthwise_channels * o >= PACK_THRESHOLD
-    return Knobs(tile_h=1, tile_w=tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
+    return Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
                  order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",
-                 pack=big)
+                 pack=big, flat=best.flat)
 
 
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0) -> list[Knobs]:
@@ -107,6 +140,15 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
                 continue
             points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                              unroll=True, pad=pad, pack=pack, taps=taps))
+    for (run, px, oc), order, fused, pack, taps in itertools.product(
+        flat_tiles(target, lanes, oh * ow, o),
+        ("pixels_outer", "channels_outer"),
+        (True, False),
+        (True, False),
+        ("outer", "inner"),
+    ):
+        points.add(Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, fused=fused, order=order,
+                         unroll=True, pad="inline", pack=pack, taps=taps, flat=True))
     default = default_knobs(layer, target)
     rest = sorted(points - {default}, key=lambda k: tuple(str(v) for v in k.to_dict().values()))
     random.Random(seed).shuffle(rest)

@@ -25,8 +25,13 @@ class Knobs:
     """How one layer is tiled and vectorized.
 
     tile_h, tile_w  output rows x columns of one parallel tile (the fused depthwise is computed per
-                    tile into a local buffer of tile_h*tile_w*C*M values)
-    px, oc          register tile of the pointwise step: px pixels (along w) x oc output channels
+                    tile into a local buffer of tile_h*tile_w*C*M values); with `flat`, tile_h is 1
+                    and the tile is a run of tile_w pixels in row-major order, across rows
+    px, oc          register tile of the pointwise step: px pixels (along w, or along the run
+                    when flat) x oc output channels
+    flat            the pixels are one flat axis, padded up to a multiple of tile_w (the padding
+                    repeats the last pixel and is never stored): a 4-pixel register tile then
+                    serves a 14x14 or 7x7 output, where along w only 7 or 14 divide the width
     vec             vector lanes (oc is split into oc/vec vectors)
     fused           depthwise computed per tile inside the pointwise loop nest (True), or whole
                     into a global intermediate first (False)
@@ -56,6 +61,7 @@ class Knobs:
     pad: str = "inline"
     pack: bool = False
     taps: str = "outer"
+    flat: bool = False
 
     def __post_init__(self) -> None:
         for name in ("tile_h", "tile_w", "px", "oc", "vec"):
@@ -70,12 +76,19 @@ class Knobs:
             raise SpecError(f"knob taps must be one of {TAP_ORDERS}, got {self.taps!r}")
         if self.pad not in PAD_MODES:
             raise SpecError(f"knob pad must be one of {PAD_MODES}, got {self.pad!r}")
-        for name in ("fused", "unroll", "pack"):
+        for name in ("fused", "unroll", "pack", "flat"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(f"knob {name} must be true or false, got {getattr(self, name)!r}")
+        if self.flat and self.tile_h != 1:
+            raise SpecError(f"knob tile_h must be 1 when flat (tile_w counts pixels), got {self.tile_h}")
+        if self.flat and self.tile_w % self.px:
+            raise SpecError(f"knob px ({self.px}) must divide tile_w ({self.tile_w}) when flat")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.flat:  # records and names from before the knob existed stay valid
+            del data["flat"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Knobs":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from ..schedule.knobs import Knobs
@@ -106,7 +106,7 @@ class _Session:
 
 
 def _distance(a: Knobs, b: Knobs) -> int:
-    da, db_ = a.to_dict(), b.to_dict()
+    da, db_ = asdict(a), asdict(b)
     return sum(da[k] != db_[k] for k in da)
 
 

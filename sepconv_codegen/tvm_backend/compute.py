@@ -11,6 +11,11 @@ No schedule here: sizes come from the layer, nothing is assumed about the target
 
 Blocks, in order: "pad" (only when the layer pads), "dw" (the depthwise result, C*M channels,
 channel q*M + r), "pw" (the pointwise reduction) and "out" (bias, activation, cast).
+
+With `pixels` set, "dw" and "pw" run over a flat pixel axis [N, pixels, ...] (pixel p = row p // OW,
+column p % OW) padded up to `pixels` >= OH*OW: the padding pixels repeat the last one, so any
+register tile that divides `pixels` reads only valid memory and carries no predicate in its
+reduction loop; "out" is then [N, OH*OW, O], the same memory as NHWC.
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ def packed_pointwise_shape(layer: SeparableConv2D, pack: int) -> tuple[int, int,
     return (-(-layer.out_channels // pack), layer.depthwise_channels, pack)
 
 
-def separable_compute(layer: SeparableConv2D, pack: int | None = None) -> LayerCompute:
+def separable_compute(layer: SeparableConv2D, pack: int | None = None, pixels: int | None = None) -> LayerCompute:
     """The TE graph of ``layer``: TF's separable_conv2d, then bias and activation.
 
     pack: when set, PW is taken pre-packed in panels of `pack` output channels.
+    pixels: when set, the intermediate and the pointwise step use a flat pixel axis of this
+    length (at least OH*OW).
     """
     n, h, w, c = layer.input_shape
     _, oh, ow, o = layer.output_shape
@@ -86,13 +93,23 @@ def separable_compute(layer: SeparableConv2D, pack: int | None = None) -> LayerC
         pixel = source[b, i * sh + rkh * dh, j * sw + rkw * dw, q // m]
         return te.sum(pixel.astype(acc) * dwf[rkh, rkw, q // m, q % m].astype(acc), axis=[rkh, rkw])
 
-    inter = te.compute((n, oh, ow, cm), depthwise, name="dw")
+    if pixels:
+        if pixels < oh * ow:
+            raise ValueError(f"pixels ({pixels}) must cover the {oh * ow} output pixels")
+
+        def flat_depthwise(b, p, q):
+            p = tirx.min(p, oh * ow - 1) if pixels > oh * ow else p
+            return depthwise(b, p // ow, p % ow, q)
+
+        inter = te.compute((n, pixels, cm), flat_depthwise, name="dw")
+    else:
+        inter = te.compute((n, oh, ow, cm), depthwise, name="dw")
     if acc != dtype:
         # TF rounds the depthwise result to the layer dtype before the pointwise step.
         inter = te.compute(inter.shape, lambda *i: inter(*i).astype(dtype).astype(acc), name="dw_round")
     r = te.reduce_axis((0, cm), "r")
     point = te.compute(
-        (n, oh, ow, o), lambda b, i, j, k: te.sum(inter[b, i, j, r] * weight(r, k).astype(acc), axis=r),
+        (*inter.shape[:-1], o), lambda *i: te.sum(inter[(*i[:-1], r)] * weight(r, i[-1]).astype(acc), axis=r),
         name="pw",
     )
 
@@ -101,8 +118,9 @@ def separable_compute(layer: SeparableConv2D, pack: int | None = None) -> LayerC
         bias = te.placeholder((o,), dtype, name="B")
         inputs.append(bias)
 
-    def epilogue(b, i, j, k):
-        value = point[b, i, j, k]
+    def epilogue(*index):
+        value = point(*index)
+        k = index[-1]
         if bias is not None:
             value = value + bias[k].astype(acc)
         if layer.activation == "relu":
@@ -111,5 +129,6 @@ def separable_compute(layer: SeparableConv2D, pack: int | None = None) -> LayerC
             value = tirx.min(tirx.max(value, tirx.const(0, acc)), tirx.const(6, acc))
         return value.astype(dtype)
 
-    out = te.compute((n, oh, ow, o), epilogue, name="out")
+    # Flat, "out" is [N, OH*OW, O]: the schedule restores NHWC with transform_layout.
+    out = te.compute((n, oh * ow, o) if pixels else (n, oh, ow, o), epilogue, name="out")
     return LayerCompute(layer, tuple(inputs), out)

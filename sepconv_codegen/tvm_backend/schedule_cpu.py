@@ -40,22 +40,35 @@ def register_channels(layer: SeparableConv2D, knobs: Knobs) -> int:
 
 def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     """A TensorIR schedule of ``layer`` shaped by ``knobs``; raises on a schedule TVM rejects."""
-    _, _, ow, o = layer.output_shape
-    tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
+    _, oh, ow, o = layer.output_shape
     oc = register_channels(layer, knobs)
-    sch = Schedule(separable_compute(layer, pack=oc if knobs.pack else None).prim_func())
+    pack = oc if knobs.pack else None
+    if knobs.flat:
+        run, px = knobs.tile_w, knobs.px
+        pixels = -(-oh * ow // run) * run
+        sch = Schedule(separable_compute(layer, pack=pack, pixels=pixels).prim_func())
+    else:
+        tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
+        sch = Schedule(separable_compute(layer, pack=pack).prim_func())
     out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
 
-    n, h, w, k = sch.get_loops(out)
-    ho, hi = split_by(sch, h, min(knobs.tile_h, layer.output_shape[1]))
-    wo, wi = split_by(sch, w, tile_w)
-    wio, wii = split_by(sch, wi, px)
+    if knobs.flat:
+        n, p, k = sch.get_loops(out)
+        po, pi = split_by(sch, p, run)
+        pio, pii = split_by(sch, pi, px)
+        tiles, groups = [n, po], [pio]
+    else:
+        n, h, w, k = sch.get_loops(out)
+        ho, hi = split_by(sch, h, min(knobs.tile_h, oh))
+        wo, wi = split_by(sch, w, tile_w)
+        wio, pii = split_by(sch, wi, px)
+        tiles, groups = [n, ho, wo], [hi, wio]
     ko, ki = split_by(sch, k, oc)
     if knobs.order == "pixels_outer":
-        sch.reorder(n, ho, wo, hi, wio, ko, wii, ki)
+        sch.reorder(*tiles, *groups, ko, pii, ki)
     else:
-        sch.reorder(n, ho, wo, ko, hi, wio, wii, ki)
-    tile = sch.fuse(n, ho, wo)
+        sch.reorder(*tiles, ko, *groups, pii, ki)
+    tile = sch.fuse(*tiles)
     sch.parallel(tile)
     register_tile = sch.get_loops(out)[-3]  # the loop just above (wii, ki)
 
@@ -110,4 +123,6 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
 
     sch.decompose_reduction(dw, cmo if knobs.taps == "inner" else kh)
     sch.decompose_reduction(pw, pw_r)
+    if knobs.flat:  # the output parameter is NHWC, as for every other kernel
+        sch.transform_layout(out, ("write", 0), lambda b, p, k: (b, p // ow, p % ow, k))
     return sch
