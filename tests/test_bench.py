@@ -139,6 +139,15 @@ def test_interleaved_times_each_call_once_per_round_in_rotating_order() -> None:
     assert rotation(["a", "b", "c"], 2) == ["c", "a", "b"]
 
 
+def test_interleaved_warms_up_for_a_time_before_each_timed_call() -> None:
+    clock = _FakeClock()
+    calls = {"a": clock.call("a", 3000), "b": clock.call("b", 5000)}
+    samples = interleaved(calls, rounds=2, warmup=0, warm_calls=1, warm_s=10e-6, clock=clock)
+    assert samples["a"].median == pytest.approx(3e-6)
+    # Warm calls until 10 us have passed: 4 of a (3 us each), 2 of b (5 us), then the timed one.
+    assert clock.log == ["a"] * 5 + ["b"] * 3 + ["b"] * 3 + ["a"] * 5
+
+
 def test_interleaved_medians_of_varying_samples() -> None:
     clock = _FakeClock()
     costs = iter([10, 1000, 30, 20, 40])

@@ -30,6 +30,7 @@ TOLERANCE = {"float32": 1e-4, "float64": 1e-10, "float16": 2e-3}
 DEFAULT_RUNS = 30
 MIN_RUNS_ADVISED = 20
 SETTLE_S = 0.02  # > the ~10 ms an OpenMP (torch) pool spins after a call, see timing.py
+WARM_S = 0.02  # untimed calls after the pause, until the core is back at speed (timing.py)
 IMPLS = ("tvm", "c")
 
 
@@ -133,6 +134,7 @@ def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> L
         warmup=settings["warmup"],
         settle_s=settings["settle_s"],
         warm_calls=settings["warm_calls"],
+        warm_s=settings["warm_s"],
     )
     for name, s in samples.items():
         results[name].samples = s
@@ -190,6 +192,7 @@ def run_benchmark(
     warmup: int = 2,
     settle_s: float = SETTLE_S,
     warm_calls: int = 1,
+    warm_s: float = WARM_S,
     seed: int = 0,
     roofline: Roofline | None = None,
     log: Callable[[str], None] | None = None,
@@ -223,6 +226,7 @@ def run_benchmark(
         "warmup": warmup,
         "settle_s": settle_s,
         "warm_calls": warm_calls,
+        "warm_s": warm_s,
         "seed": seed,
         "tolerance": TOLERANCE,
         "impl": impl,

@@ -9,8 +9,15 @@ Thread pools are the catch. After a call, each runtime's idle workers spin for a
 sleep (TVM by default yield-spins for about a second; ONNX Runtime and OpenMP for milliseconds), and
 on a small machine a pool still spinning steals cores from whichever implementation runs next.
 So each timed call may be preceded by a pause (``settle_s``: the previous implementation's workers
-go to sleep) and untimed calls (``warm_calls``: this implementation's own pool and caches are hot,
-as in a network whose layers run back to back). The timed call is then that implementation alone.
+go to sleep) and untimed calls (``warm_calls``, and for at least ``warm_s`` seconds: this
+implementation's own pool and caches are hot, as in a network whose layers run back to back). The
+timed call is then that implementation alone.
+
+The pause has a cost of its own: a core that slept is slow for a while after it wakes. On the
+2-vCPU EPYC VM these figures come from, one call right after a 20 ms sleep took 1.3-1.9x as long
+as the same call in a loop (1 thread, 112x112x32 -> 64 layer: 1.45 ms against 0.78-1.06 ms), and
+still ~1.5x after one warm call; after 20 ms of warm calls it was within the run-to-run noise of
+the loop. Every implementation gets the same pause and warm-up.
 """
 
 from __future__ import annotations
@@ -64,10 +71,12 @@ def interleaved(
     settle_s: float = 0.0,
     warm_calls: int = 0,
     clock: Callable[[], int] = time.perf_counter_ns,
+    warm_s: float = 0.0,
 ) -> dict[str, Samples]:
     """Time each call once per round for ``rounds`` rounds after ``warmup`` untimed rounds.
 
-    Before each timed call: sleep ``settle_s`` seconds, then make ``warm_calls`` untimed calls.
+    Before each timed call: sleep ``settle_s`` seconds, then make untimed calls: at least
+    ``warm_calls`` of them, and more until ``warm_s`` seconds have passed.
     Returns name -> Samples with exactly ``rounds`` values. A call that raises propagates: the
     caller decides whether an implementation that fails is excluded.
     """
@@ -85,8 +94,11 @@ def interleaved(
             call = calls[name]
             if settle_s > 0:
                 time.sleep(settle_s)
-            for _ in range(warm_calls):
+            warm_until = clock() + warm_s * 1e9
+            made = 0
+            while made < warm_calls or clock() < warm_until:
                 call()
+                made += 1
             start = clock()
             call()
             samples[name].append((clock() - start) / 1e9)

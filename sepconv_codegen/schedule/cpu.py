@@ -48,15 +48,12 @@ def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -
 
 
 def _flat_runs(pixels: int, px: int) -> list[int]:
-    """Runs of pixels for a flat tile with a px-pixel register tile, best first: at least two
-    tiles (two threads) and the least padding, then the whole output as one run when small."""
+    """Runs of pixels for a flat tile with a px-pixel register tile, the two with the least
+    padding that still split the output into at least two tiles (so a second core has work)."""
     whole = -(-pixels // px) * px
     runs = [r for r in range(px, 65, px) if r >= 16 and r < whole] or [whole]
-    runs.sort(key=lambda r: (pixels <= r, -(-pixels // r) * r, -r))
-    best = runs[:2]
-    if whole <= 256 and whole not in best:
-        best.append(whole)
-    return best
+    runs.sort(key=lambda r: (-(-pixels // r) * r, -r))
+    return runs[:2]
 
 
 def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> list[tuple[int, int, int]]:
@@ -124,7 +121,7 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0) -> list[Knobs]:
     """Every candidate for this layer (default first), shuffled reproducibly, capped at ``limit``."""
     lanes = target.lanes(layer.dtype)
-    _, oh, ow, o = layer.output_shape
+    n, oh, ow, o = layer.output_shape
     points = set()
     for tw in _tile_widths(ow):
         for (px, oc), th, order, fused, pad, pack, taps in itertools.product(
@@ -138,6 +135,8 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         ):
             if pad == "stage" and not fused:
                 continue
+            if n * -(-oh // th) * -(-ow // tw) < min(2, n * oh * ow):
+                continue  # one tile: a kernel that leaves every core but one idle
             points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                              unroll=True, pad=pad, pack=pack, taps=taps))
     for (run, px, oc), order, fused, pack, taps in itertools.product(
