@@ -103,3 +103,23 @@ def test_flat_tiles_are_chosen_where_the_width_admits_no_wide_tile(target):
 def test_flat_knobs_are_validated(fields, message):
     with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
         Knobs(**{"tile_h": 1, "tile_w": 28, "px": 4, "oc": 16, "vec": 8, "flat": True, **fields})
+
+
+@pytest.mark.parametrize("split", [2, 4, 3])  # chunk counts that do or do not divide 9 or 3 blocks
+def test_output_channel_chunks(split, target):
+    layer = LAYERS["wide_c40_o72"]  # 72 channels: 9 blocks of 8
+    arrays = random_arrays(layer, seed=3)
+    for knobs in (Knobs(tile_h=1, tile_w=7, px=7, oc=8, vec=8, oc_split=split),
+                  Knobs(tile_h=1, tile_w=20, px=4, oc=24, vec=8, flat=True, oc_split=split, pack=True)):
+        out = compile_kernel(layer, target, knobs, "test")(*arrays[:3])
+        assert_matches_reference(layer, out, arrays)
+
+
+def test_few_tiles_get_channel_chunks(target):
+    from sepconv_codegen.schedule.cpu import parallel_tasks
+
+    deep = L(input_shape=(1, 7, 7, 1024), out_channels=1024)
+    k = default_knobs(deep, target)
+    assert k.oc_split > 1 and parallel_tasks(deep, k) >= 8
+    assert all(parallel_tasks(deep, p) >= 2 for p in search_space(deep, target))
+    assert default_knobs(L(input_shape=(1, 56, 56, 128), out_channels=128), target).oc_split == 1

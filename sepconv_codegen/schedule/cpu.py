@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 
 from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import Knobs
 
-__all__ = ["default_knobs", "flat_tiles", "register_tiles", "search_space"]
+__all__ = ["default_knobs", "flat_tiles", "parallel_tasks", "register_tiles", "search_space"]
 
 # The pointwise filter is packed into panels when it holds at least this many values: below it,
 # the TF-layout rows of a panel are close enough not to collide in L1.
 PACK_THRESHOLD = 64 * 1024
+# The default splits the output channels into chunks until there are this many parallel tasks;
+# the space offers chunks to points with fewer than SPLIT_BELOW_TASKS tiles. Points with a single
+# task (a kernel that leaves every core but one idle) are left out of the space.
+DEFAULT_TASKS = 8
+SPLIT_BELOW_TASKS = 16
 
 
 def _divisors(n: int, limit: int) -> list[int]:
@@ -72,6 +78,22 @@ def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> li
     return tiles
 
 
+def parallel_tasks(layer: SeparableConv2D, knobs: Knobs) -> int:
+    """Parallel tasks of the pointwise loop nest: tiles (over the batch too) x channel chunks."""
+    n, oh, ow, o = layer.output_shape
+    if knobs.flat:
+        tiles = -(-oh * ow // knobs.tile_w)
+    else:
+        tiles = -(-oh // min(knobs.tile_h, oh)) * -(-ow // min(knobs.tile_w, ow))
+    return n * tiles * knobs.oc_split
+
+
+def _oc_splits(layer: SeparableConv2D, knobs: Knobs) -> list[int]:
+    """Channel chunk counts that divide this register tile's channel blocks: 1, 2, 4."""
+    blocks = -(-layer.out_channels // min(knobs.oc, -(-layer.out_channels // knobs.vec) * knobs.vec))
+    return [s for s in (1, 2, 4) if blocks % s == 0]
+
+
 def _tile_widths(ow: int) -> list[int]:
     widths = [d for d in _divisors(ow, 112) if d >= 4 or d == ow]
     return widths[-4:]  # the widest few: narrow tiles redo the depthwise halo for little gain
@@ -88,8 +110,14 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
 
     Register tile: the tile with the most FMAs per loaded value among those that fit the register
     file and divide the tile (register_tiles): 4 px x 2 vectors = 11 of 16 ymm registers on AVX2
-    where the width allows it, 7x1 on the 7- and 14-wide MobileNet layers (14x1 would take all
-    16 registers, and spilled).
+    where the width allows it, 7x1 along a 7- or 14-wide row (14x1 would take all 16 registers,
+    and spilled). Where a flat tile (flat_tiles) scores higher, it is taken: 6 px x 2 vectors on
+    runs of row-major pixels, the padding up to whole runs computed and dropped (AMD EPYC
+    znver3, 1 thread, 14x14x512 -> 512: 7x1 along rows 49 GFLOP/s, flat 4x2 65, flat 6x2 on
+    18-pixel runs 63-83 as the machine's speed drifted; 7x7x1024 -> 1024: 50 -> 56-59).
+    Parallel tasks: with fewer than 8 tiles the output channels are split into 2 or 4 chunks
+    (oc_split) so that every core gets an equal share (same machine, 2 threads, 7x7x1024: three
+    tiles 0.52 ms, three tiles x 2 chunks 0.44 ms).
     Spatial tile: one row (up to 56 pixels): the tile's depthwise result (tile_w*C*M values, 56 KB
     at 56x256) stays in L2 while each channel block of the pointwise step reads it.
     Packing and loop order: a pointwise filter over 64K values is packed into panels and read
@@ -113,9 +141,12 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     if flat and _score(max(flat, key=_score)) > _score(best):
         best = max(flat, key=_score)  # the first run of the best tile: _flat_runs orders them
     big = layer.depthwise_channels * o >= PACK_THRESHOLD
-    return Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
-                 order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",
-                 pack=big, flat=best.flat)
+    knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
+                  order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",
+                  pack=big, flat=best.flat)
+    splits = _oc_splits(layer, knobs)
+    enough = [s for s in splits if parallel_tasks(layer, knobs) * s >= DEFAULT_TASKS]
+    return replace(knobs, oc_split=min(enough) if enough else max(splits))
 
 
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0) -> list[Knobs]:
@@ -135,8 +166,6 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         ):
             if pad == "stage" and not fused:
                 continue
-            if n * -(-oh // th) * -(-ow // tw) < min(2, n * oh * ow):
-                continue  # one tile: a kernel that leaves every core but one idle
             points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                              unroll=True, pad=pad, pack=pack, taps=taps))
     for (run, px, oc), order, fused, pack, taps in itertools.product(
@@ -148,6 +177,10 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
     ):
         points.add(Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                          unroll=True, pad="inline", pack=pack, taps=taps, flat=True))
+    for k in list(points):  # few tiles: channel chunks as extra parallel tasks
+        if parallel_tasks(layer, k) < SPLIT_BELOW_TASKS:
+            points.update(replace(k, oc_split=s) for s in _oc_splits(layer, k)[1:])
+    points = {k for k in points if parallel_tasks(layer, k) >= min(2, n * oh * ow)}
     default = default_knobs(layer, target)
     rest = sorted(points - {default}, key=lambda k: tuple(str(v) for v in k.to_dict().values()))
     random.Random(seed).shuffle(rest)

@@ -18,6 +18,7 @@ __all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES"]
 LOOP_ORDERS = ("pixels_outer", "channels_outer")
 PAD_MODES = ("inline", "stage")
 TAP_ORDERS = ("outer", "inner")
+_LATER_KNOBS = {"flat": False, "oc_split": 1}  # knobs added later: left out of dicts at their default
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Knobs:
                     and the tile is a run of tile_w pixels in row-major order, across rows
     px, oc          register tile of the pointwise step: px pixels (along w, or along the run
                     when flat) x oc output channels
+    oc_split        the output channels are cut into this many chunks, each a parallel task with
+                    every tile (the fused depthwise is recomputed per chunk): with few tiles, as
+                    on 7x7 layers, both threads of a 2-core machine still get equal work
     flat            the pixels are one flat axis, padded up to a multiple of tile_w (the padding
                     repeats the last pixel and is never stored): a 4-pixel register tile then
                     serves a 14x14 or 7x7 output, where along w only 7 or 14 divide the width
@@ -62,9 +66,10 @@ class Knobs:
     pack: bool = False
     taps: str = "outer"
     flat: bool = False
+    oc_split: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("tile_h", "tile_w", "px", "oc", "vec"):
+        for name in ("tile_h", "tile_w", "px", "oc", "vec", "oc_split"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise SpecError(f"knob {name} must be a positive integer, got {value!r}")
@@ -86,8 +91,9 @@ class Knobs:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if not self.flat:  # records and names from before the knob existed stay valid
-            del data["flat"]
+        for name, default in _LATER_KNOBS.items():  # records and names from before these knobs stay valid
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod

@@ -64,6 +64,10 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         wio, pii = split_by(sch, wi, px)
         tiles, groups = [n, ho, wo], [hi, wio]
     ko, ki = split_by(sch, k, oc)
+    chunks = max(d for d in range(1, knobs.oc_split + 1) if -(-o // oc) % d == 0)
+    if chunks > 1:  # channel chunks join the tiles as parallel tasks
+        kc, ko = sch.split(ko, [chunks, None])
+        tiles = [kc, *tiles]
     if knobs.order == "pixels_outer":
         sch.reorder(*tiles, *groups, ko, pii, ki)
     else:
