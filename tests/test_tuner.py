@@ -157,3 +157,30 @@ def test_records_from_another_tvm_or_cpu_are_not_applied(tmp_path):
     kernel = sc.build(layer, database=db.path)
     assert kernel.schedule_source.startswith("default") and "TVM 0.1.0" in kernel.schedule_source
     assert kernel.knobs != knobs
+
+
+def test_candidate_timed_at_several_thread_counts_scores_their_geometric_mean(monkeypatch):
+    from sepconv_codegen.tuning import measure
+    from sepconv_codegen.tvm_backend import _tvm
+    from sepconv_codegen.tvm_backend.module import TVMKernel
+
+    state = {"threads": None}
+    monkeypatch.setattr(_tvm, "set_num_threads", lambda n: state.update(threads=n) or n)
+    # 3 ms at 1 thread, 12 ms at 4: the geometric mean is 6 ms (the arithmetic one, 7.5).
+    monkeypatch.setattr(TVMKernel, "time", lambda self, arrays, number, repeat, min_repeat_ms:
+                        [{1: 3e-3, 4: 12e-3}[state["threads"]]] * repeat)
+    layer = NET.layers[0]
+    target = resolve_target("llvm")
+    knobs = default_knobs(layer, target).to_dict()
+    result = measure.measure_candidate(layer.to_dict(), target, knobs, 3, False, (1, 4))
+    assert result["seconds"] == pytest.approx(6e-3)
+    assert result["samples"] == pytest.approx([6e-3] * 3)
+    single = measure.measure_candidate(layer.to_dict(), target, knobs, 3, False, 4)
+    assert single["seconds"] == pytest.approx(12e-3)
+
+
+def test_tune_cli_rejects_bad_thread_counts(tmp_path, capsys):
+    from sepconv_codegen.cli import main as cli_main
+
+    assert cli_main(["tune", "--threads", "1,0", "--db", str(tmp_path / "db.jsonl")]) == 2
+    assert "1,0" in capsys.readouterr().err

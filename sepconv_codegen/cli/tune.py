@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bench.runner import parse_threads
 from ..spec import SpecError
 from ..targets import resolve_target
 from ..tuning.measure import LocalRunner
@@ -26,8 +27,9 @@ def add_parser(subparsers) -> None:
                         help="the database file (default: ./sepconv_tuning.jsonl)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds before a candidate is abandoned as hung (default 120)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="worker threads while timing (default: all cores)")
+    parser.add_argument("--threads", default=None,
+                        help="threads while timing, e.g. 1 or 1,2: with several, a candidate's "
+                             "time is the geometric mean over them (default: all cores)")
     parser.add_argument("--rpc", default=None, metavar="HOST:PORT",
                         help="measure on devices registered with a TVM RPC tracker")
     parser.add_argument("--key", default=None, help="the device key at the RPC tracker")
@@ -59,14 +61,15 @@ def _runner(args):
         return rpc_runner_from_args(args)
     if args.key or args.session_timeout is not None:
         raise SpecError("--key and --session-timeout are only meaningful with --rpc HOST:PORT")
-    return LocalRunner(timeout=args.timeout, threads=args.threads)
+    threads = None if args.threads is None else parse_threads(args.threads)
+    return LocalRunner(timeout=args.timeout, threads=threads)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise SpecError(f"--timeout must be positive, got {args.timeout}")
-    if args.threads is not None and args.threads < 1:
-        raise SpecError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads is not None:
+        parse_threads(args.threads)  # a clear error before any work
     network = network_from_args(args)
     target = resolve_target(args.target)
     runner = _runner(args)

@@ -19,7 +19,8 @@ emits (flop per cycle; the models' peaks are 8 and 4; * = this default):
 
 So NEON keeps the CPU's choice among tiles of at most 16 accumulators (half the register file):
 4x16 where 4 divides the tile (the 16x4 shape of OpenBLAS's ARMv8 sgemm kernel), else 7x8. These
-are throughput estimates, not timings on a board.
+are throughput estimates, not timings on a board. Flat tiles (runs across rows) are in the
+space for tuning on a board, but not in this default: they were not part of these estimates.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     """The CPU default (spatial tile, packing, loop order) with the register tile that has the most
     FMAs per loaded value among those of at most 16 accumulators."""
     lanes = target.lanes(layer.dtype)
-    base = cpu.default_knobs(layer, target)
+    base = cpu.default_knobs(layer, target, flat=False)
     tiles = [
         (px, oc)
         for px, oc in cpu.register_tiles(target, lanes, base.tile_w, layer.out_channels)

@@ -105,7 +105,7 @@ def _score(knobs: Knobs) -> tuple:
     return (knobs.px * v / (knobs.px + v), knobs.px)
 
 
-def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
+def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> Knobs:
     """Knobs derived from the layer's shape and the target's register file, before any tuning.
 
     Register tile: the tile with the most FMAs per loaded value among those that fit the register
@@ -115,6 +115,8 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     runs of row-major pixels, the padding up to whole runs computed and dropped (AMD EPYC
     znver3, 1 thread, 14x14x512 -> 512: 7x1 along rows 49 GFLOP/s, flat 4x2 65, flat 6x2 on
     18-pixel runs 63-83 as the machine's speed drifted; 7x7x1024 -> 1024: 50 -> 56-59).
+    flat=False keeps the tile along rows (the NEON default, whose choice rests on estimates made
+    for row tiles).
     Parallel tasks: with fewer than 8 tiles the output channels are split into 2 or 4 chunks
     (oc_split) so that every core gets an equal share (same machine, 2 threads, 7x7x1024: three
     tiles 0.52 ms, three tiles x 2 chunks 0.44 ms).
@@ -135,11 +137,11 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
                   if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
     candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
     best = max(candidates, key=_score)
-    flat = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
-            for run, px, oc in flat_tiles(target, lanes, oh * ow, o)
-            if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
-    if flat and _score(max(flat, key=_score)) > _score(best):
-        best = max(flat, key=_score)  # the first run of the best tile: _flat_runs orders them
+    flat_points = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
+                   for run, px, oc in flat_tiles(target, lanes, oh * ow, o)
+                   if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers] if flat else []
+    if flat_points and _score(max(flat_points, key=_score)) > _score(best):
+        best = max(flat_points, key=_score)  # the first run of the best tile: _flat_runs orders them
     big = layer.depthwise_channels * o >= PACK_THRESHOLD
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
                   order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",

@@ -7,13 +7,14 @@ returns plain data.
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import statistics
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-import multiprocessing
 
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
@@ -34,16 +35,24 @@ class Measurement:
 _COMPILED: dict[tuple, object] = {}  # per worker: leaders are re-timed without recompiling
 
 
+def _geometric_mean(values) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def measure_candidate(layer_data: dict, target: Target, knobs_data: dict, repeat: int, check: bool,
-                      threads: int | None) -> dict:
-    """Compile one candidate, time it (and optionally check it); runs in a worker process."""
+                      threads: int | tuple[int, ...] | None) -> dict:
+    """Compile one candidate, time it (and optionally check it); runs in a worker process.
+
+    threads: one thread count, or several: the candidate is then timed at each and its time is the
+    geometric mean over them (a schedule good at 1 thread and at 2, not only at one of them).
+    """
     try:
         from ..builder import compile_kernel
         from ..check import check_kernel, random_inputs
         from ..tvm_backend._tvm import set_num_threads
 
-        if threads:
-            set_num_threads(threads)
+        counts = tuple(threads) if isinstance(threads, (tuple, list)) else (threads,)
         layer = SeparableConv2D.from_dict(layer_data)
         key = (layer.workload_key, target.key, tuple(sorted(knobs_data.items())))
         kernel = _COMPILED.get(key)
@@ -52,8 +61,14 @@ def measure_candidate(layer_data: dict, target: Target, knobs_data: dict, repeat
                 _COMPILED.clear()
             kernel = compile_kernel(layer, target, Knobs.from_dict(knobs_data), "tuning")
             _COMPILED[key] = kernel
-        samples = kernel.time(random_inputs(layer), number=1, repeat=repeat, min_repeat_ms=25)
-        result = {"seconds": statistics.median(samples), "samples": samples}
+        arrays, per_count = random_inputs(layer), []
+        for count in counts:
+            if count:
+                set_num_threads(count)
+            per_count.append(kernel.time(arrays, number=1, repeat=repeat, min_repeat_ms=25))
+        samples = [_geometric_mean(column) for column in zip(*per_count)]
+        seconds = _geometric_mean(statistics.median(values) for values in per_count)
+        result = {"seconds": seconds, "samples": samples}
         if check:
             outcome = check_kernel(kernel, seed=1)
             result["max_rel_error"] = outcome.max_rel_error
@@ -74,7 +89,7 @@ class LocalRunner:
     recorded as failed.
     """
 
-    def __init__(self, timeout: float = 120.0, threads: int | None = None,
+    def __init__(self, timeout: float = 120.0, threads: int | tuple[int, ...] | None = None,
                  measure=measure_candidate) -> None:
         self.timeout = timeout
         self.threads = threads
