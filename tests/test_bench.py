@@ -321,3 +321,13 @@ def test_c_and_tvm_kernels_compared_in_one_run(tmp_path):
     assert impls["ours"]["status"] == "ok" and impls["sepconv-tvm"]["status"] == "ok"
     assert impls["ours"]["error"] < 1e-4 and impls["sepconv-tvm"]["error"] < 1e-4
     assert impls["ours"]["rounds"] == 3 and impls["sepconv-tvm"]["rounds"] == 3
+
+
+def test_roofline_keeps_the_best_of_two_measurements() -> None:
+    slow_moment = Roofline(7e10, "numpy.matmul", {1: 1.1e10, 2: 1.6e10}, {1: "a@1", 2: "b@2"}, {"numpy.matmul": 7e10})
+    quiet = Roofline(8e10, "torch.mm", {1: 1.3e10, 2: 1.5e10}, {1: "a@1", 2: "b@2"}, {"numpy.matmul": 7.5e10})
+    best = slow_moment.best_of(quiet)
+    assert best.peak_flops_per_thread == 8e10 and best.peak_gauge == "torch.mm"
+    assert best.bandwidth == {1: 1.3e10, 2: 1.6e10}
+    assert best.gauges["numpy.matmul"] == 7.5e10
+    assert best == quiet.best_of(slow_moment)
