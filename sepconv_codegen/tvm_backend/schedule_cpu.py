@@ -11,6 +11,13 @@ The shape of the loop nest, for the fused variant:
 
 The unfused variant computes the whole intermediate first (parallel over rows), then the same
 pointwise nest reading it from memory.
+
+Flat (knobs.flat): a tile is a run of tile_w row-major pixels and the register tile's px pixels
+may span two rows. The compute then has a flat pixel axis padded to whole runs ("dw", "pw" over
+[N, pixels, ...]); "out" is [N, OH*OW, O] while scheduling and transform_layout gives it back
+its NHWC shape at the end, so the kernel's signature does not change.
+oc_split: the channel blocks are split into that many chunks, fused with the tiles into the
+parallel loop (the fused depthwise of a tile is then computed once per chunk).
 """
 
 from __future__ import annotations
