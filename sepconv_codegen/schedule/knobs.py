@@ -109,4 +109,5 @@ class Knobs:
         """A short, stable, identifier-safe name for these knobs (used in kernel names)."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-        return f"t{self.tile_h}x{self.tile_w}_r{self.px}x{self.oc}_{'f' if self.fused else 'u'}_{digest}"
+        tile = f"p{self.tile_w}" if self.flat else f"t{self.tile_h}x{self.tile_w}"  # p: a run of pixels
+        return f"{tile}_r{self.px}x{self.oc}_{'f' if self.fused else 'u'}_{digest}"
