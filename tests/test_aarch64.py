@@ -78,23 +78,26 @@ def test_core_presets_are_bit_exact_on_dyadic_inputs(core, tmp_path):
 
 @needs_cross_tools
 def test_other_points_of_the_neon_space(tmp_path):
-    """Unfused, staged padding, a packed pointwise filter, taps in registers and the other loop
-    order also hold on NEON."""
+    """Unfused, staged padding, a packed pointwise filter, taps in registers, the other loop
+    order, flat pixel runs and channel chunks also hold on NEON."""
     layer = L(input_shape=(1, 9, 10, 6), out_channels=9, bias=True)
+    deep = L(input_shape=(1, 5, 5, 8), out_channels=16)  # 25 pixels: few tiles, channel chunks
     target = resolve_target("aarch64")
     space = neon_space.search_space(layer, target, seed=2)
     picks = [
-        next(k for k in space if not k.fused),
-        next(k for k in space if k.pad == "stage"),
-        next(k for k in space if k.pack and k.taps == "inner"),
-        next(k for k in space if k.order == "channels_outer" and k.px != 4),
+        (layer, next(k for k in space if not k.fused)),
+        (layer, next(k for k in space if k.pad == "stage")),
+        (layer, next(k for k in space if k.pack and k.taps == "inner")),
+        (layer, next(k for k in space if k.order == "channels_outer" and k.px != 4)),
+        (layer, next(k for k in space if k.flat and k.tile_w % 10)),  # runs that span rows, padded
+        (deep, next(k for k in neon_space.search_space(deep, target, seed=2) if k.oc_split > 1)),
     ]
-    arrays = random_arrays(layer, seed=4)
-    for i, knobs in enumerate(picks):
-        kernel = sc.build(layer, target=target, knobs=knobs)
+    for i, (case, knobs) in enumerate(picks):
+        arrays = random_arrays(case, seed=4)
+        kernel = sc.build(case, target=target, knobs=knobs)
         folder = tmp_path / str(i)
         folder.mkdir()
-        assert_matches_reference(layer, _run_on_aarch64(kernel, arrays, folder), arrays)
+        assert_matches_reference(case, _run_on_aarch64(kernel, arrays, folder), arrays)
 
 
 @pytest.fixture(scope="module")

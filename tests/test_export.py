@@ -9,7 +9,7 @@ import pytest
 
 import sepconv_codegen as sc
 from sepconv_codegen.tvm_backend import elfmeta
-from tests.conftest import ROOT, random_arrays
+from tests.conftest import ROOT, assert_matches_reference, random_arrays
 
 LOADER = r"""
 import sys, json, numpy as np
@@ -22,11 +22,19 @@ print(json.dumps({"name": kernel.name, "layer": kernel.layer.to_dict(), "source"
 """
 
 
-def test_export_and_load_in_a_new_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        # Packed pointwise panels: the loader must repack from the knobs stored in the library.
+        sc.Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, pack=True),
+        # Flat runs over a padded pixel axis and channel chunks: same NHWC signature.
+        sc.Knobs(tile_h=1, tile_w=8, px=4, oc=8, vec=8, pack=True, flat=True, oc_split=2),
+    ],
+    ids=["packed", "flat_chunks"],
+)
+def test_export_and_load_in_a_new_process(tmp_path, knobs):
     layer = sc.SeparableConv2D(name="exported", input_shape=(1, 9, 9, 6), channel_multiplier=2,
                                out_channels=10, strides=2, bias=True, activation="relu6")
-    # Packed pointwise panels: the loader must repack from the knobs stored in the library.
-    knobs = sc.Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, pack=True)
     kernel = sc.build(layer, knobs=knobs)
     path = kernel.export(tmp_path / "k.so")
     arrays = random_arrays(layer)
@@ -47,6 +55,7 @@ def test_export_and_load_in_a_new_process(tmp_path, monkeypatch):
     assert sc.SeparableConv2D.from_dict(meta["layer"]) == layer
     out = np.load(tmp_path / "out.npy")
     np.testing.assert_array_equal(out, kernel(*arrays[:3], bias=arrays[3]))
+    assert_matches_reference(layer, out, arrays)
 
 
 def test_load_refuses_what_is_not_a_kernel(tmp_path):
