@@ -64,7 +64,7 @@ class Roofline:
         bandwidth = self.bandwidth.get(threads) or max(self.bandwidth.values())
         return max(layer.flops / self.peak_flops(threads), layer_bytes(layer) / bandwidth)
 
-    def best_of(self, other: "Roofline") -> "Roofline":
+    def best_of(self, other: Roofline) -> Roofline:
         """The higher peak and the higher bandwidth of two measurements of the same machine.
 
         A peak is what the machine can do, so a slow moment (a busy neighbour on a shared VM)

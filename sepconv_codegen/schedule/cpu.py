@@ -80,7 +80,7 @@ def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> li
 
 def parallel_tasks(layer: SeparableConv2D, knobs: Knobs) -> int:
     """Parallel tasks of the pointwise loop nest: tiles (over the batch too) x channel chunks."""
-    n, oh, ow, o = layer.output_shape
+    n, oh, ow, _ = layer.output_shape
     if knobs.flat:
         tiles = -(-oh * ow // knobs.tile_w)
     else:
