@@ -14,7 +14,8 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import Knobs
 
-__all__ = ["default_knobs", "flat_tiles", "parallel_tasks", "register_tiles", "search_space"]
+__all__ = ["channel_chunks", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
+           "register_tiles", "search_space"]
 
 # The pointwise filter is packed into panels when it holds at least this many values: below it,
 # the TF-layout rows of a panel are close enough not to collide in L1.
@@ -78,6 +79,18 @@ def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> li
     return tiles
 
 
+def register_channels(layer: SeparableConv2D, knobs: Knobs) -> int:
+    """Output channels of the register tile: knobs.oc, capped at O rounded up to a vector."""
+    return min(knobs.oc, -(-layer.out_channels // knobs.vec) * knobs.vec)
+
+
+def channel_chunks(layer: SeparableConv2D, knobs: Knobs) -> int:
+    """The output-channel chunks a schedule makes: the most, up to knobs.oc_split, that divide
+    the register tile's channel blocks evenly."""
+    blocks = -(-layer.out_channels // register_channels(layer, knobs))
+    return max(d for d in range(1, knobs.oc_split + 1) if blocks % d == 0)
+
+
 def parallel_tasks(layer: SeparableConv2D, knobs: Knobs) -> int:
     """Parallel tasks of the pointwise loop nest: tiles (over the batch too) x channel chunks."""
     n, oh, ow, _ = layer.output_shape
@@ -85,13 +98,12 @@ def parallel_tasks(layer: SeparableConv2D, knobs: Knobs) -> int:
         tiles = -(-oh * ow // knobs.tile_w)
     else:
         tiles = -(-oh // min(knobs.tile_h, oh)) * -(-ow // min(knobs.tile_w, ow))
-    return n * tiles * knobs.oc_split
+    return n * tiles * channel_chunks(layer, knobs)
 
 
 def _oc_splits(layer: SeparableConv2D, knobs: Knobs) -> list[int]:
-    """Channel chunk counts that divide this register tile's channel blocks: 1, 2, 4."""
-    blocks = -(-layer.out_channels // min(knobs.oc, -(-layer.out_channels // knobs.vec) * knobs.vec))
-    return [s for s in (1, 2, 4) if blocks % s == 0]
+    """The oc_split values among 1, 2, 4 that this register tile's channel blocks allow."""
+    return [s for s in (1, 2, 4) if channel_chunks(layer, replace(knobs, oc_split=s)) == s]
 
 
 def _tile_widths(ow: int) -> list[int]:
@@ -131,15 +143,16 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     tile_w = max(d for d in _divisors(ow, 56))
     if tile_w < 4:
         tile_w = ow
-    # One register short of the file: the 16th of 16 (14x1 on 14-wide layers) made LLVM spill.
+    def fits(px: int, oc: int) -> bool:
+        # One register short of the file: the 16th of 16 (14x1 on 14-wide layers) made LLVM spill.
+        return px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers
+
     candidates = [Knobs(tile_h=1, tile_w=tile_w, px=px, oc=oc, vec=lanes)
-                  for px, oc in register_tiles(target, lanes, tile_w, o)
-                  if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers]
+                  for px, oc in register_tiles(target, lanes, tile_w, o) if fits(px, oc)]
     candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
     best = max(candidates, key=_score)
     flat_points = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
-                   for run, px, oc in flat_tiles(target, lanes, oh * ow, o)
-                   if px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers] if flat else []
+                   for run, px, oc in flat_tiles(target, lanes, oh * ow, o) if fits(px, oc)] if flat else []
     if flat_points and _score(max(flat_points, key=_score)) > _score(best):
         best = max(flat_points, key=_score)  # the first run of the best tile: _flat_runs orders them
     big = layer.depthwise_channels * o >= PACK_THRESHOLD

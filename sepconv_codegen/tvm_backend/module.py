@@ -16,7 +16,7 @@ from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from . import elfmeta
 from ._tvm import TVMError, cpu_device, tvm
-from .schedule_cpu import register_channels
+from ..schedule.cpu import register_channels
 
 META_SECTION = ".sepconv_meta"
 

@@ -22,6 +22,7 @@ parallel loop (the fused depthwise of a tile is then computed once per chunk).
 
 from __future__ import annotations
 
+from ..schedule.cpu import channel_chunks, register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
 from ._tvm import Schedule
@@ -40,38 +41,30 @@ def split_by(sch, loop, factor: int):
     return sch.split(loop, [None, factor])
 
 
-def register_channels(layer: SeparableConv2D, knobs: Knobs) -> int:
-    """Output channels of the register tile: knobs.oc, capped at O rounded up to a vector."""
-    return min(knobs.oc, -(-layer.out_channels // knobs.vec) * knobs.vec)
-
-
 def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
     """A TensorIR schedule of ``layer`` shaped by ``knobs``; raises on a schedule TVM rejects."""
-    _, oh, ow, o = layer.output_shape
+    _, oh, ow, _ = layer.output_shape
     oc = register_channels(layer, knobs)
-    pack = oc if knobs.pack else None
-    if knobs.flat:
-        run, px = knobs.tile_w, knobs.px
-        pixels = -(-oh * ow // run) * run
-        sch = Schedule(separable_compute(layer, pack=pack, pixels=pixels).prim_func())
-    else:
-        tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
-        sch = Schedule(separable_compute(layer, pack=pack).prim_func())
+    # Flat: the intermediate and the pointwise step run over pixels padded to whole runs.
+    pixels = -(-oh * ow // knobs.tile_w) * knobs.tile_w if knobs.flat else None
+    sch = Schedule(separable_compute(layer, pack=oc if knobs.pack else None, pixels=pixels).prim_func())
     out, pw, dw = sch.get_sblock("out"), sch.get_sblock("pw"), sch.get_sblock("dw")
 
     if knobs.flat:
+        px = knobs.px
         n, p, k = sch.get_loops(out)
-        po, pi = split_by(sch, p, run)
+        po, pi = split_by(sch, p, knobs.tile_w)
         pio, pii = split_by(sch, pi, px)
         tiles, groups = [n, po], [pio]
     else:
+        tile_w, px = min(knobs.tile_w, ow), min(knobs.px, knobs.tile_w, ow)
         n, h, w, k = sch.get_loops(out)
         ho, hi = split_by(sch, h, min(knobs.tile_h, oh))
         wo, wi = split_by(sch, w, tile_w)
         wio, pii = split_by(sch, wi, px)
         tiles, groups = [n, ho, wo], [hi, wio]
     ko, ki = split_by(sch, k, oc)
-    chunks = max(d for d in range(1, knobs.oc_split + 1) if -(-o // oc) % d == 0)
+    chunks = channel_chunks(layer, knobs)
     if chunks > 1:  # channel chunks join the tiles as parallel tasks
         kc, ko = sch.split(ko, [chunks, None])
         tiles = [kc, *tiles]
