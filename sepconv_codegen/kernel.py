@@ -46,8 +46,7 @@ def check_arguments(
         given["bias"] = bias
     arrays = []
     for name, value in given.items():
-        if not isinstance(value, np.ndarray):
-            raise SpecError(f"{name} must be a numpy array, got {type(value).__name__}")
+        value = _as_array(layer, name, value)
         _check_array(layer, name, value, shapes[name])
         arrays.append(np.ascontiguousarray(value))
     if out is None:
@@ -61,6 +60,22 @@ def check_arguments(
         if any(np.shares_memory(out, a) for a in arrays):
             raise SpecError("out must not overlap an input array")
     return arrays, out
+
+
+def _as_array(layer: SeparableConv2D, name: str, value: Any) -> np.ndarray:
+    """A numpy array, or an array object that converts to one with its own dtype (a TF or
+    PyTorch CPU tensor, anything with __array__); never a guess at the dtype of a list."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+        try:
+            return np.asarray(value)
+        except Exception as e:  # noqa: BLE001 - e.g. a torch tensor that requires grad
+            raise SpecError(f"{name}: a {type(value).__name__} that numpy cannot convert ({e})") from None
+    raise SpecError(
+        f"{name} must be a numpy array (or a tensor numpy converts), got {type(value).__name__}; "
+        f"for a list use np.asarray(..., dtype='{layer.dtype}')"
+    )
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> np.ndarray:

@@ -122,3 +122,12 @@ def test_keras_layer_weights_run_unchanged():
     want = k(x).numpy()
     got = sc.build(layer)(x, dw, pw, bias=b)
     assert relative_error(got, want) <= TF_TOLERANCE["float32"]
+
+
+def test_tf_tensors_are_accepted_as_arrays():
+    layer = CASES["same_stride2_even_pads_0_1"][1]
+    x, dw, pw = random_arrays(layer, seed=4)
+    got = sc.build(layer)(tf.constant(x), tf.constant(dw), tf.constant(pw))
+    assert relative_error(got, tf_separable(layer, "SAME", x, dw, pw)) <= TF_TOLERANCE["float32"]
+    with pytest.raises(sc.SpecError, match="input has dtype float64"):
+        sc.build(layer)(tf.constant(x.astype(np.float64)), dw, pw)

@@ -67,3 +67,13 @@ def test_symmetric_padding_would_be_wrong():
     symmetric = F.conv2d(t, w, stride=2, padding=1, groups=c)
     symmetric = F.conv2d(symmetric, torch.from_numpy(pw[0, 0].astype(np.float64)).T[:, :, None, None])
     assert np.abs(symmetric.permute(0, 2, 3, 1).numpy() - sc.reference(layer, x, dw, pw)).max() > 1e-3
+
+
+def test_torch_tensors_are_accepted_as_arrays():
+    layer = CASES["mult4_k5_bias_relu6"]
+    x, dw, pw, b = random_arrays(layer, seed=2)
+    kernel = sc.build(layer)
+    got = kernel(torch.from_numpy(x), torch.from_numpy(dw), torch.from_numpy(pw), bias=torch.from_numpy(b))
+    np.testing.assert_allclose(got, torch_separable(layer, x, dw, pw, b), rtol=1e-5, atol=1e-5)
+    with pytest.raises(sc.SpecError, match="depthwise_filter: a Tensor that numpy cannot convert"):
+        kernel(x, torch.from_numpy(dw).requires_grad_(), pw, bias=b)
