@@ -66,6 +66,36 @@ def test_hand_picked_knobs(knobs, target):
     assert_matches_reference(layer, out, arrays)
 
 
+# C*M = 100: 13 channel vectors, a group of 8 then a ragged one of 5 (and 4 padded lanes).
+# C*M = 1024 (float32, float16 summing in float32) and 512 (float64): 4 KB rows of the
+# intermediate, which the schedule offsets by a cache line each.
+GROUPED_LAYERS = {
+    "c50_m2_ragged_groups": L(input_shape=(1, 9, 7, 50), channel_multiplier=2, out_channels=12, strides=2),
+    "cm1024_aligned_rows": L(input_shape=(1, 5, 4, 512), channel_multiplier=2, out_channels=8, bias=True),
+    "cm512_float64_aligned_rows": L(input_shape=(1, 4, 5, 512), out_channels=8, dtype="float64"),
+    "cm1024_float16_aligned_rows": L(input_shape=(1, 3, 3, 1024), out_channels=16, dtype="float16",
+                                     activation="relu"),
+}
+
+
+@pytest.mark.parametrize("name", GROUPED_LAYERS)
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8, taps="grouped"),
+        Knobs(tile_h=1, tile_w=12, px=6, oc=16, vec=8, taps="grouped", fused=False, flat=True, pack=True),
+        Knobs(tile_h=2, tile_w=2, px=2, oc=8, vec=8, taps="grouped", pad="stage", order="channels_outer"),
+        Knobs(tile_h=1, tile_w=6, px=3, oc=8, vec=8, flat=True),
+    ],
+    ids=["fused_rows", "unfused_flat_packed", "stage_pad", "taps_outer_flat"],
+)
+def test_grouped_taps_and_aligned_rows(name, knobs, target):
+    layer = GROUPED_LAYERS[name]
+    arrays = random_arrays(layer, seed=4)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    assert_matches_reference(layer, out, arrays)
+
+
 def test_default_register_tile_fits_the_register_file(target):
     for layer in LAYERS.values():
         k = default_knobs(layer, target)
@@ -78,11 +108,13 @@ FLAT = [
     Knobs(tile_h=1, tile_w=256, px=4, oc=8, vec=8, flat=True),  # one run longer than the output
     Knobs(tile_h=1, tile_w=20, px=5, oc=8, vec=8, flat=True, fused=False, taps="inner"),
     Knobs(tile_h=1, tile_w=12, px=4, oc=24, vec=8, flat=True, pad="stage"),
+    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, flat=True, taps="grouped"),
 ]
 
 
 @pytest.mark.parametrize("name", LAYERS)
-@pytest.mark.parametrize("knobs", FLAT, ids=["padded_run_packed", "oversized_run", "unfused_taps_inner", "stage_pad"])
+@pytest.mark.parametrize("knobs", FLAT, ids=["padded_run_packed", "oversized_run", "unfused_taps_inner", "stage_pad",
+                                         "taps_grouped"])
 def test_flat_pixel_tiles(name, knobs, target):
     """Register tiles that run across rows, on a pixel axis padded to whole runs (the padding is
     computed from the last pixel and never stored)."""

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..spec import SeparableConv2D
 from ..targets import Target
-from .knobs import Knobs
+from .knobs import TAP_ORDERS, Knobs
 
 __all__ = ["channel_chunks", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
            "register_tiles", "search_space"]
@@ -177,7 +177,7 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
             (True, False),
             ("inline", "stage"),
             (True, False),
-            ("outer", "inner"),
+            TAP_ORDERS,
         ):
             if pad == "stage" and not fused:
                 continue
@@ -188,7 +188,7 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         ("pixels_outer", "channels_outer"),
         (True, False),
         (True, False),
-        ("outer", "inner"),
+        TAP_ORDERS,
     ):
         points.add(Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                          unroll=True, pad="inline", pack=pack, taps=taps, flat=True))

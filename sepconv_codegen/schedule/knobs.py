@@ -13,11 +13,11 @@ from typing import Any
 
 from ..spec import SpecError
 
-__all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES"]
+__all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES", "TAP_ORDERS"]
 
 LOOP_ORDERS = ("pixels_outer", "channels_outer")
 PAD_MODES = ("inline", "stage")
-TAP_ORDERS = ("outer", "inner")
+TAP_ORDERS = ("outer", "inner", "grouped")
 _LATER_KNOBS = {"flat": False, "oc_split": 1}  # knobs added later: left out of dicts at their default
 
 
@@ -47,7 +47,9 @@ class Knobs:
                     "stage": the padded tile is materialised first
     taps            depthwise loop order: "outer" walks the kernel taps outside the channel
                     vectors (the tile's result is updated in memory once per tap); "inner"
-                    accumulates all taps of a channel vector in a register and stores it once
+                    accumulates all taps of a channel vector in a register and stores it once;
+                    "grouped" walks the taps outside a group of 8 channel vectors whose sums
+                    stay in registers (one padding test per tap and group, 8 FMAs per test)
     pack            the pointwise filter is repacked once, when the weights are bound, into
                     panels [ceil(O/oc), C*M, oc] that the register tile reads contiguously (in
                     TF layout a panel's rows are O floats apart: at O >= 512 they fall into a
