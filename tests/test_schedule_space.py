@@ -96,6 +96,21 @@ def test_grouped_taps_and_aligned_rows(name, knobs, target):
     assert_matches_reference(layer, out, arrays)
 
 
+@pytest.mark.parametrize(("layer", "aligned"), [
+    (GROUPED_LAYERS["cm1024_aligned_rows"], True),
+    (GROUPED_LAYERS["cm512_float64_aligned_rows"], True),
+    (GROUPED_LAYERS["cm1024_float16_aligned_rows"], True),
+    (L(input_shape=(1, 4, 4, 512), out_channels=8), False),  # 2 KB rows
+    (GROUPED_LAYERS["c50_m2_ragged_groups"], False),
+], ids=["f32_4k", "f64_4k", "f16_sums_f32_4k", "f32_2k", "f32_400b"])
+def test_intermediate_rows_offset_only_at_4k_strides(layer, aligned):
+    from sepconv_codegen.tvm_backend.schedule_cpu import schedule_cpu
+
+    for knobs in (Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8), Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8,
+                                                                       flat=True, fused=False)):
+        assert ("buffer_dim_align" in schedule_cpu(layer, knobs).mod.script()) is aligned
+
+
 def test_default_register_tile_fits_the_register_file(target):
     for layer in LAYERS.values():
         k = default_knobs(layer, target)

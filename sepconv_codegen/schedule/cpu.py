@@ -31,6 +31,14 @@ def _divisors(n: int, limit: int) -> list[int]:
     return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
 
+def _channel_tiles(lanes: int, out_channels: int) -> list[tuple[int, int]]:
+    """(vectors, oc) for register tiles of 1-4 vectors whose oc divides the output channels or
+    covers them all."""
+    max_v = max(1, -(-out_channels // lanes))
+    return [(v, v * lanes) for v in range(1, min(max_v, 4) + 1)
+            if out_channels % (v * lanes) == 0 or v * lanes >= out_channels]
+
+
 def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -> list[tuple[int, int]]:
     """(px, oc) register tiles that fit the vector register file and leave no ragged tail.
 
@@ -42,11 +50,7 @@ def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -
     a predicate inside the reduction loop, which keeps accumulators in memory (2-4x slower).
     """
     tiles = []
-    max_v = max(1, -(-out_channels // lanes))
-    for v in range(1, min(max_v, 4) + 1):
-        oc = v * lanes
-        if out_channels % oc and oc < out_channels:
-            continue
+    for v, oc in _channel_tiles(lanes, out_channels):
         budget = (target.vector_registers - 1 - v) // v
         for px in _divisors(tile_w, budget):
             if px >= min(4, tile_w) or px == tile_w:
@@ -68,11 +72,7 @@ def flat_tiles(target: Target, lanes: int, pixels: int, out_channels: int) -> li
     longer has to divide the width (7- and 14-wide outputs get 4 x 2 vectors instead of 7 x 1).
     Same register budget as register_tiles; px from 4 up, at most 8."""
     tiles = []
-    max_v = max(1, -(-out_channels // lanes))
-    for v in range(1, min(max_v, 4) + 1):
-        oc = v * lanes
-        if out_channels % oc and oc < out_channels:
-            continue
+    for v, oc in _channel_tiles(lanes, out_channels):
         budget = min(8, (target.vector_registers - 1 - v) // v)
         for px in range(min(4, pixels), budget + 1):
             tiles.extend((run, px, oc) for run in _flat_runs(pixels, px))

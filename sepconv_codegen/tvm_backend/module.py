@@ -11,12 +11,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..kernel import Kernel, _aligned_empty as aligned_empty
+from ..schedule.cpu import register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from . import elfmeta
 from ._tvm import TVMError, cpu_device, tvm
-from ..schedule.cpu import register_channels
 
 META_SECTION = ".sepconv_meta"
 

@@ -22,6 +22,8 @@ parallel loop (the fused depthwise of a tile is then computed once per chunk).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..schedule.cpu import channel_chunks, register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
@@ -43,7 +45,7 @@ def split_by(sch, loop, factor: int):
 
 # Channel vectors whose depthwise sums stay in registers across the taps ("grouped"): 8 of the 16
 # AVX2 registers, the rest for inputs. AMD EPYC znver3, 1 thread, 56x56x128 (block 3), interleaved
-# against taps="outer": groups of 4 1.04-1.12x slower, 8 0.96x, 12 1.05x, 16 0.98x.
+# against taps="outer": groups of 4 took 1.12x the time, 8 0.96x, 12 1.05x, 16 0.98x.
 TAP_GROUP = 8
 # L1 way size of current x86 and Arm cores (32-64 KB, 8-16 ways): rows of the intermediate whose
 # stride is a multiple of it share one L1 set, so the register tile's 6 rows evict each other.
@@ -55,7 +57,7 @@ def _align_rows(sch: Schedule, dw, layer: SeparableConv2D, knobs: Knobs) -> None
     the L1 way size (C*M = 1024 float32 channels, MobileNet's last block): AMD EPYC znver3,
     1 thread, 7x7x1024 -> 1024, interleaved, 0.91-0.97x the time without; 14x14x512 (2 KB rows)
     level, so it is left alone there."""
-    itemsize = 8 if accumulate_dtype(layer.dtype) == "float64" else 4  # float16 sums in float32
+    itemsize = np.dtype(accumulate_dtype(layer.dtype)).itemsize  # float16 sums in float32
     if (layer.depthwise_channels * itemsize) % L1_WAY_BYTES:
         return
     sch.storage_align(dw, 0, 1 if knobs.flat else 2, L1_WAY_BYTES // itemsize, 64 // itemsize)
