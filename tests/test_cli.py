@@ -72,6 +72,8 @@ def test_explain_a_spec_layer(spec):
         (["build", "--target", "tpu"], "target 'tpu'"),
         (["explain", "--input-shape", "1,x"], "--input-shape"),
         (["tune", "--trials", "0"], "trials"),
+        (["build", "--database", "nope.jsonl"], "database 'nope.jsonl' does not exist"),
+        (["tune", "--target", "cuda", "--db", "t.jsonl"], "does not run on this machine"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
@@ -79,6 +81,7 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "t.jsonl").exists()  # refused before any work
 
 
 def test_bad_spec_file(tmp_path):

@@ -88,6 +88,22 @@ def test_hanging_candidates_time_out():
     assert ok.error is None and ok.seconds > 0
 
 
+@pytest.mark.parametrize("name", ["cuda", "aarch64"])
+def test_local_tuning_refuses_a_target_that_does_not_run_here(name, tmp_path):
+    target = resolve_target(name)
+    if target.runs_here:
+        pytest.skip(f"{name} runs on this machine")
+    with pytest.raises(sc.SpecError, match="does not run on this machine.*--rpc"):
+        tune(NET, name, database=tmp_path / "db.jsonl", trials=1)
+    assert not (tmp_path / "db.jsonl").exists()
+
+
+def test_a_missing_database_is_an_error_not_a_silent_fallback(tmp_path):
+    missing = tmp_path / "typo.jsonl"
+    with pytest.raises(sc.SpecError, match="typo.jsonl' does not exist"):
+        sc.build(NET.layers[0], "llvm", database=missing)
+
+
 def test_bad_trials_value():
     with pytest.raises(sc.SpecError, match="trials"):
         tune(NET, database="unused.jsonl", trials=0)

@@ -10,6 +10,7 @@ from ..builder import build
 from ..check import check_kernel, time_kernel
 from ..spec import SpecError
 from ..targets import resolve_target
+from ..tuning.records import check_database
 from .common import add_spec_argument, add_target_argument, network_from_args
 
 
@@ -42,6 +43,8 @@ def _write_c(layer, out_dir: Path) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     network = network_from_args(args)
     target = resolve_target(args.target)
+    if args.database is not None:
+        check_database(args.database)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecError(f"output {str(out_dir)!r} exists and is not a folder")

@@ -9,7 +9,7 @@ from ..bench.runner import parse_threads
 from ..spec import SpecError
 from ..targets import resolve_target
 from ..tuning.measure import LocalRunner
-from ..tuning.tuner import DEFAULT_TRIALS, TuneProgress, tune
+from ..tuning.tuner import DEFAULT_TRIALS, TuneProgress, check_runs_here, tune
 from .common import add_spec_argument, add_target_argument, network_from_args
 
 
@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         parse_threads(args.threads)  # a clear error before any work
     network = network_from_args(args)
     target = resolve_target(args.target)
+    if not args.rpc:
+        check_runs_here(target)
     runner = _runner(args)
     print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
     try:

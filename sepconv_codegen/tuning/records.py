@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._resources import shipped_schedules
-from ..spec import SeparableConv2D
+from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from .database import Database, Record, versions
 
@@ -25,10 +25,18 @@ def _no_shipped_file(target: Target) -> str:
             + (f" (shipped: {', '.join(have)})" if have else ""))
 
 
+def check_database(database) -> None:
+    """A database to read schedules from must exist: a mistyped path would silently fall back."""
+    if not isinstance(database, Database) and not Path(database).is_file():
+        raise SpecError(f"database {str(database)!r} does not exist (a tuning database is the "
+                        "JSON-lines file that `tune --db` writes)")
+
+
 def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[Record | None, str]:
     """(fastest usable record, "") or (None, why nothing was used)."""
     databases = []
     if database is not None:
+        check_database(database)
         databases.append(database if isinstance(database, Database) else Database(Path(database)))
     shipped = shipped_database(target)
     why = ""

@@ -76,6 +76,8 @@ def tune(
         raise SpecError(f"trials must be a positive integer, got {trials!r}")
     layers = [network] if isinstance(network, SeparableConv2D) else list(network)
     target = resolve_target(target)
+    if runner is None or isinstance(runner, LocalRunner):
+        check_runs_here(target)
     db = database if isinstance(database, Database) else Database(database)
     owns_runner = runner is None
     runner = runner or LocalRunner()
@@ -85,6 +87,16 @@ def tune(
     finally:
         if owns_runner:
             runner.close()
+
+
+def check_runs_here(target: Target) -> None:
+    """Candidates timed here must run here: an emulator's or a missing GPU's times mean nothing."""
+    if not target.runs_here:
+        raise SpecError(
+            f"target {target.name!r} ({target.description}) does not run on this machine, so its "
+            "candidates cannot be timed here: tune on a machine that runs it, or time them on "
+            "boards registered with a TVM RPC tracker (--rpc HOST:PORT --key KEY; from Python, "
+            "runner=sepconv_codegen.tuning.rpc.RPCRunner(...))")
 
 
 class _Session:
