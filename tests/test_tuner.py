@@ -175,6 +175,43 @@ def test_records_from_another_tvm_or_cpu_are_not_applied(tmp_path):
     assert kernel.knobs != knobs
 
 
+@pytest.mark.parametrize("threads, block, shipped", [
+    ("2", "block12", True),  # tuned on 2 cores: 2 parallel tasks are enough here
+    ("4", "block12", False),
+    ("16", "block7", False),  # 4 tasks
+    ("16", "block1", True),  # 56 tasks
+])
+def test_shipped_records_with_too_few_parallel_tasks_give_way_on_bigger_machines(
+        threads, block, shipped, monkeypatch):
+    from sepconv_codegen.builder import choose_knobs
+    from sepconv_codegen.schedule.cpu import DEFAULT_TASKS, parallel_tasks
+
+    monkeypatch.setenv("TVM_NUM_THREADS", threads)
+    target = resolve_target('{"kind": "llvm", "mcpu": "znver3"}')  # the CPU the shipped file is for
+    layer = next(layer for layer in sc.mobilenet_v1().layers if layer.name == block)
+    knobs, source = choose_knobs(layer, target)
+    if shipped:
+        assert source == "shipped (llvm-znver3.jsonl)"
+    else:
+        assert source.startswith("default (the shipped record runs as")
+        assert f"too few for {threads} threads here; tune on this machine" in source
+        assert parallel_tasks(layer, knobs) >= min(int(threads), DEFAULT_TASKS)
+
+
+def test_a_users_own_records_are_kept_whatever_their_parallel_tasks(tmp_path, monkeypatch):
+    monkeypatch.setenv("TVM_NUM_THREADS", "16")
+    layer = NET.layers[0]
+    target = resolve_target("llvm")
+    db = Database(tmp_path / "db.jsonl")
+    knobs = Knobs(tile_h=layer.output_shape[1], tile_w=layer.output_shape[2], px=1, oc=8, vec=8)  # 1 task
+    db.append(Record(workload=layer.workload_key, target=target.key, knobs=knobs, status="ok",
+                     seconds=1e-6, versions={"tvm": sc.tvm_backend._tvm.tvm.__version__}, stage="confirmed"))
+    from sepconv_codegen.builder import choose_knobs
+
+    chosen, source = choose_knobs(layer, target, db.path)
+    assert chosen == knobs and source.startswith("tuned")
+
+
 def test_candidate_timed_at_several_thread_counts_scores_their_geometric_mean(monkeypatch):
     from sepconv_codegen.tuning import measure
     from sepconv_codegen.tvm_backend import _tvm

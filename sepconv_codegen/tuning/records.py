@@ -1,12 +1,15 @@
 """Which tuning record build() uses: the user's database first, then the schedules shipped with
-the package for this CPU. A record made by another TVM version or for another CPU is not applied:
-build says so and falls back to the default schedule."""
+the package for this CPU. A record made by another TVM version or for another CPU is not applied,
+nor a shipped record with too few parallel tasks for the threads here: build says so and falls
+back to the default schedule."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .._resources import shipped_schedules
+from ..schedule.cpu import DEFAULT_TASKS, parallel_tasks
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from .database import Database, Record, versions
@@ -48,10 +51,42 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
     for db in databases:
         records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
         usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
+        if db is shipped and usable:
+            usable, few = _enough_tasks(layer, target, usable)
+            if few:
+                why = few
         confirmed = [r for r in usable if r.stage == "confirmed"]
         if confirmed or usable:  # a checked, re-timed winner beats any single trial
             return min(confirmed or usable, key=lambda r: r.seconds), ""
-        if records:
+        if records and not why:
             other = sorted({r.versions.get("tvm", "?") for r in records})
             why = f"records in {db.path.name} come from TVM {', '.join(other)}, not {current['tvm']}"
     return None, why
+
+
+def threads_here() -> int:
+    """The threads a kernel built here runs on by default (TVM_NUM_THREADS, else usable cores)."""
+    value = os.environ.get("TVM_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _enough_tasks(layer: SeparableConv2D, target: Target, records: list[Record]) -> tuple[list[Record], str]:
+    """Shipped records with enough parallel tasks for this machine, and why any were left out.
+
+    The shipped records were tuned on a 2-core machine, where 2-6 tasks for a 7x7 or 14x14 layer
+    are fastest; on a bigger machine of the same CPU model they would leave most cores idle, so
+    a record with fewer tasks than min(threads, DEFAULT_TASKS) gives way to the default schedule,
+    which makes at least DEFAULT_TASKS. A user's own database is taken as tuned for its machine.
+    """
+    if target.family != "cpu" or not target.runs_here:
+        return records, ""
+    threads = threads_here()
+    need = min(threads, DEFAULT_TASKS)
+    kept = [r for r in records if parallel_tasks(layer, r.knobs) >= need]
+    if len(kept) == len(records):
+        return records, ""
+    tasks = min(parallel_tasks(layer, r.knobs) for r in records)
+    return kept, (f"the shipped record runs as {tasks} parallel task(s), too few for {threads} "
+                  f"threads here; tune on this machine")
