@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
 
 from ..reference import reference
 from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
+from ..tuning.records import check_database
 from . import ours as ours_module
 from .machine import machine_info
 from .peers import KNOWN_PEERS, PEER_NAMES, Bound, get_peer, parse_peer_names
@@ -86,8 +86,8 @@ def _check_options(impl: str, runs: int, peers: Iterable[str], database) -> tupl
     for name in names:
         if name not in KNOWN_PEERS:
             raise SpecError(f"unknown peer {name!r} (known: {', '.join(KNOWN_PEERS)})")
-    if database is not None and not Path(database).is_file():
-        raise SpecError(f"database {str(database)!r} does not exist")
+    if database is not None:
+        check_database(database)
     return names
 
 

@@ -51,16 +51,15 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
     for db in databases:
         records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
         usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
+        if records and not usable:
+            other = sorted({r.versions.get("tvm", "?") for r in records})
+            why = f"records in {db.path.name} come from TVM {', '.join(other)}, not {current['tvm']}"
+            continue
         if db is shipped and usable:
-            usable, few = _enough_tasks(layer, target, usable)
-            if few:
-                why = few
+            usable, why = _enough_tasks(layer, target, usable)
         confirmed = [r for r in usable if r.stage == "confirmed"]
         if confirmed or usable:  # a checked, re-timed winner beats any single trial
             return min(confirmed or usable, key=lambda r: r.seconds), ""
-        if records and not why:
-            other = sorted({r.versions.get("tvm", "?") for r in records})
-            why = f"records in {db.path.name} come from TVM {', '.join(other)}, not {current['tvm']}"
     return None, why
 
 
@@ -73,7 +72,7 @@ def threads_here() -> int:
 
 
 def _enough_tasks(layer: SeparableConv2D, target: Target, records: list[Record]) -> tuple[list[Record], str]:
-    """Shipped records with enough parallel tasks for this machine, and why any were left out.
+    """Shipped records with enough parallel tasks for this machine, and why, when none are left.
 
     The shipped records were tuned on a 2-core machine, where 2-6 tasks for a 7x7 or 14x14 layer
     are fastest; on a bigger machine of the same CPU model they would leave most cores idle, so
@@ -83,10 +82,9 @@ def _enough_tasks(layer: SeparableConv2D, target: Target, records: list[Record])
     if target.family != "cpu" or not target.runs_here:
         return records, ""
     threads = threads_here()
-    need = min(threads, DEFAULT_TASKS)
-    kept = [r for r in records if parallel_tasks(layer, r.knobs) >= need]
-    if len(kept) == len(records):
-        return records, ""
-    tasks = min(parallel_tasks(layer, r.knobs) for r in records)
-    return kept, (f"the shipped record runs as {tasks} parallel task(s), too few for {threads} "
-                  f"threads here; tune on this machine")
+    tasks = {id(r): parallel_tasks(layer, r.knobs) for r in records}
+    kept = [r for r in records if tasks[id(r)] >= min(threads, DEFAULT_TASKS)]
+    if kept:
+        return kept, ""
+    return [], (f"the shipped record runs as {min(tasks.values())} parallel task(s), too few for "
+                f"{threads} threads here; tune on this machine")
