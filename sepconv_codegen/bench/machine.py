@@ -7,6 +7,8 @@ import importlib.metadata
 import os
 import platform
 
+from ..host import usable_cores
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo ("unknown" where there is none)."""
@@ -57,9 +59,7 @@ def machine_info(peer_versions: dict[str, str]) -> dict:
         "cpu": cpu_model(),
         "llvm_cpu": llvm_cpu(),
         "machine": platform.machine(),
-        "cores_usable": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores_usable": usable_cores(),
         "cores_total": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "versions": versions,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..host import usable_cores
 from ..reference import reference
 from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
 from ..tuning.records import check_database
@@ -145,7 +146,7 @@ def _warn_if_busy(log) -> None:
     """Say so when other processes already load the machine: every timing will carry it."""
     if not hasattr(os, "getloadavg"):
         return
-    load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    load, cores = os.getloadavg()[0], usable_cores()
     if load > 0.5 * cores:
         log(
             f"note: load average {load:.1f} on {cores} core(s) before starting: other processes "

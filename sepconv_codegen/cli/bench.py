@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..bench import report
 from ..bench.peers import PEER_NAMES, parse_peer_names
 from ..bench.runner import DEFAULT_RUNS, IMPLS, parse_threads, run_benchmark
+from ..host import usable_cores
 from .common import add_spec_argument, network_from_args
 
 
 def _default_threads() -> str:
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    return ",".join(str(t) for t in dict.fromkeys((1, cores)))
+    return ",".join(str(t) for t in dict.fromkeys((1, usable_cores())))
 
 
 def add_parser(subparsers) -> None:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .._resources import shipped_schedules
+from ..host import usable_cores
 from ..schedule.cpu import DEFAULT_TASKS, parallel_tasks
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
@@ -68,7 +69,7 @@ def threads_here() -> int:
     value = os.environ.get("TVM_NUM_THREADS", "")
     if value.isdigit() and int(value) > 0:
         return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 def _enough_tasks(layer: SeparableConv2D, target: Target, records: list[Record]) -> tuple[list[Record], str]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 import sys
 
+from ..host import usable_cores
+
 if "tvm" not in sys.modules:
-    os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    os.environ.setdefault("TVM_NUM_THREADS", str(usable_cores()))
 
 import tvm  # noqa: E402
 from tvm import te  # noqa: E402
