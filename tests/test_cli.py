@@ -82,6 +82,7 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
     assert words in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
     assert not (tmp_path / "t.jsonl").exists()  # refused before any work
+    assert not done.stdout.strip()  # nor any banner
 
 
 def test_bad_spec_file(tmp_path):

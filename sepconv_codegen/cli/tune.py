@@ -66,6 +66,8 @@ def _runner(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.trials < 1:
+        raise SpecError(f"--trials must be a positive integer, got {args.trials}")
     if args.timeout <= 0:
         raise SpecError(f"--timeout must be positive, got {args.timeout}")
     if args.threads is not None:
