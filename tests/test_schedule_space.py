@@ -173,3 +173,34 @@ def test_few_tiles_get_channel_chunks(target):
     assert k.oc_split > 1 and parallel_tasks(deep, k) >= 8
     assert all(parallel_tasks(deep, p) >= 2 for p in search_space(deep, target))
     assert default_knobs(L(input_shape=(1, 56, 56, 128), out_channels=128), target).oc_split == 1
+
+
+def test_default_counts_the_padding_of_flat_runs(target):
+    # 49 pixels: 6-pixel tiles need runs of 18 (54 computed pixels), 5-pixel tiles runs of 25 (50).
+    from sepconv_codegen.schedule.cpu import parallel_tasks
+
+    deep = L(input_shape=(1, 7, 7, 1024), out_channels=1024)
+    k = default_knobs(deep, target)
+    assert (k.flat, k.px, k.tile_w) == (True, 5, 25)
+    assert k.oc_split == 4 and parallel_tasks(deep, k) == 8
+
+
+def test_default_never_fuses_a_tile_split_into_channel_chunks(target):
+    # A fused tile would compute its depthwise step once per chunk.
+    layers = [*LAYERS.values(), L(input_shape=(1, 7, 7, 1024), out_channels=1024),
+              L(input_shape=(1, 14, 14, 512), out_channels=512)]
+    defaults = [default_knobs(layer, target) for layer in layers]
+    assert any(k.oc_split > 1 for k in defaults) and any(k.fused for k in defaults)
+    assert all(not k.fused for k in defaults if k.oc_split > 1)
+
+
+@pytest.mark.parametrize("out_channels, heavy", [(64, True), (72, True), (80, False), (128, False)])
+def test_depthwise_heavy_defaults_run_along_rows_unfused(out_channels, heavy, target):
+    # The depthwise step is 9 / out_channels of the multiply-adds of a 3x3 layer.
+    layer = L(input_shape=(1, 112, 112, 32), out_channels=out_channels)
+    k = default_knobs(layer, target)
+    assert (not k.flat and not k.fused) is heavy
+    small = L(input_shape=(1, 9, 16, 8), out_channels=out_channels)  # the same rule, checked
+    arrays = random_arrays(small, seed=4)
+    out = compile_kernel(small, target, default_knobs(small, target), "test")(*arrays[:3])
+    assert_matches_reference(small, out, arrays)

@@ -17,9 +17,6 @@ from .knobs import TAP_ORDERS, Knobs
 __all__ = ["channel_chunks", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
            "register_tiles", "search_space"]
 
-# The pointwise filter is packed into panels when it holds at least this many values: below it,
-# the TF-layout rows of a panel are close enough not to collide in L1.
-PACK_THRESHOLD = 64 * 1024
 # The default splits the output channels into chunks until there are this many parallel tasks;
 # the space offers chunks to points with fewer than SPLIT_BELOW_TASKS tiles. Points with a single
 # task (a kernel that leaves every core but one idle) are left out of the space.
@@ -117,6 +114,26 @@ def _score(knobs: Knobs) -> tuple:
     return (knobs.px * v / (knobs.px + v), knobs.px)
 
 
+def _useful(knobs: Knobs, pixels: int) -> float:
+    """The share of the computed pixels that are output pixels: a flat tile computes its pixel
+    axis padded to whole runs."""
+    if not knobs.flat:
+        return 1.0
+    return pixels / (-(-pixels // knobs.tile_w) * knobs.tile_w)
+
+
+def _flat_score(knobs: Knobs, pixels: int) -> tuple:
+    fmas_per_load, px = _score(knobs)
+    return (fmas_per_load * _useful(knobs, pixels), px)
+
+
+def depthwise_heavy(layer: SeparableConv2D) -> bool:
+    """Whether the depthwise step is at least an eighth of the multiply-adds (KH*KW per output
+    channel of the pointwise step: a 3x3 layer with at most 72 output channels)."""
+    kh, kw = layer.kernel_size
+    return 8 * kh * kw >= layer.out_channels
+
+
 def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> Knobs:
     """Knobs derived from the layer's shape and the target's register file, before any tuning.
 
@@ -127,19 +144,32 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     runs of row-major pixels, the padding up to whole runs computed and dropped (AMD EPYC
     znver3, 1 thread, 14x14x512 -> 512: 7x1 along rows 49 GFLOP/s, flat 4x2 65, flat 6x2 on
     18-pixel runs 63-83 as the machine's speed drifted; 7x7x1024 -> 1024: 50 -> 56-59).
+    A flat tile's score is scaled by the share of its computed pixels that are output pixels:
+    a 7x7 output takes 5 px on runs of 25 (50 computed pixels), not 6 px on runs of 18 (54),
+    which took 0.92x the time (same machine, 1 and 2 threads, 7x7x1024 -> 1024).
     flat=False keeps the tile along rows (the NEON default, whose choice rests on estimates made
     for row tiles).
+    Depthwise-heavy layers (depthwise_heavy: 3x3 with at most 72 output channels) keep the tile
+    along rows when a 2-vector register tile divides the row, and are not fused: the depthwise
+    step then runs over whole rows without the per-pixel index arithmetic of flat runs or the
+    per-tile start-up of a fused tile (same machine, 112x112x32 -> 64, against its tuned
+    record: flat and fused 1.32x the time on 1 thread, along rows and fused 1.12x, along rows
+    and not fused 1.01x).
     Parallel tasks: with fewer than 8 tiles the output channels are split into 2 or 4 chunks
     (oc_split) so that every core gets an equal share (same machine, 2 threads, 7x7x1024: three
     tiles 0.52 ms, three tiles x 2 chunks 0.44 ms).
     Spatial tile: one row (up to 56 pixels): the tile's depthwise result (tile_w*C*M values, 56 KB
     at 56x256) stays in L2 while each channel block of the pointwise step reads it.
-    Packing and loop order: a pointwise filter over 64K values is packed into panels and read
-    panel by panel (channels_outer), so one 2-4 KB panel stays in L1 while the tile's pixels
-    stream past it (AMD EPYC znver3, 1 thread, 7x7x1024: 26 -> 50-60 GFLOP/s).
+    Packing, loop order and depthwise taps: the pointwise filter is packed into panels, the
+    register tile walks the channel blocks inside each pixel group (pixels_outer), and the
+    depthwise taps are walked outside groups of 8 channel vectors whose sums stay in registers
+    (taps="grouped"). Against the tuned records of MobileNetV1's blocks 2-5 and 7 (same machine,
+    1 and 2 threads, interleaved), the earlier default (packing only filters of 64K values or
+    more, channels_outer for those, taps="outer") took 1.01-1.15x the time; this one 0.98-1.05x.
     """
     lanes = target.lanes(layer.dtype)
     _, oh, ow, o = layer.output_shape
+    pixels = oh * ow
     tile_w = max(d for d in _divisors(ow, 56))
     if tile_w < 4:
         tile_w = ow
@@ -151,17 +181,25 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
                   for px, oc in register_tiles(target, lanes, tile_w, o) if fits(px, oc)]
     candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
     best = max(candidates, key=_score)
+    heavy = depthwise_heavy(layer)
+    rows_suffice = heavy and best.oc >= 2 * lanes
     flat_points = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
-                   for run, px, oc in flat_tiles(target, lanes, oh * ow, o) if fits(px, oc)] if flat else []
-    if flat_points and _score(max(flat_points, key=_score)) > _score(best):
-        best = max(flat_points, key=_score)  # the first run of the best tile: _flat_runs orders them
-    big = layer.depthwise_channels * o >= PACK_THRESHOLD
-    knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=True,
-                  order="channels_outer" if big else "pixels_outer", unroll=True, pad="inline",
-                  pack=big, flat=best.flat)
+                   for run, px, oc in flat_tiles(target, lanes, pixels, o) if fits(px, oc)] if flat else []
+    if flat_points and not rows_suffice:
+        # the first run of the best tile on a tie: _flat_runs orders them
+        best_flat = max(flat_points, key=lambda k: _flat_score(k, pixels))
+        if _flat_score(best_flat, pixels) > _score(best):
+            best = best_flat
+    knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
+                  order="pixels_outer", unroll=True, pad="inline", pack=True, taps="grouped",
+                  flat=best.flat)
     splits = _oc_splits(layer, knobs)
     enough = [s for s in splits if parallel_tasks(layer, knobs) * s >= DEFAULT_TASKS]
-    return replace(knobs, oc_split=min(enough) if enough else max(splits))
+    split = min(enough) if enough else max(splits)
+    # A fused tile split into channel chunks computes its depthwise step once per chunk: 1.10x
+    # the time with 2 chunks, 1.21-1.23x with 4, against 1.03-1.08x not fused (AMD EPYC znver3,
+    # 1 and 2 threads, 7x7x1024 -> 1024, against its one-chunk tuned record).
+    return replace(knobs, oc_split=split, fused=knobs.fused and split == 1)
 
 
 def search_space(layer: SeparableConv2D, target: Target, limit: int | None = None, seed: int = 0) -> list[Knobs]:
