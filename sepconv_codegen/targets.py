@@ -82,15 +82,40 @@ class Target:
         return json.dumps(self.tvm, sort_keys=True, separators=(",", ":"))
 
 
+def _llvm_features(tvm_json: dict[str, Any]) -> frozenset[str]:
+    """The features LLVM enables for a target JSON (its mcpu and mattr), ISA and tuning alike."""
+    from .tvm_backend._tvm import tvm
+
+    with tvm.target.Target(tvm_json):
+        return frozenset(str(f) for f in tvm.target.codegen.llvm_get_cpu_features())
+
+
+def _simd_bits(features: frozenset[str]) -> int:
+    return 512 if "avx512f" in features else 256 if "avx" in features else 128
+
+
+# LLVM x86 features that tune code generation and add no instruction: a target that differs from
+# this CPU only in these runs here. Anything else LLVM may emit, so it counts as missing.
+_TUNING_PREFIXES = ("slow-", "fast-", "false-deps-", "prefer-", "no-bypass-delay", "use-", "idivl-",
+                    "idivq-", "lea-", "pad-", "allow-light-", "sbb-dep-", "harden-", "lvi-",
+                    "retpoline", "tuning-")
+_TUNING_FEATURES = frozenset({"ermsb", "fsrm", "macrofusion", "branchfusion", "vzeroupper",
+                              "soft-float", "seses", "tagged-globals"})
+
+
+def _missing_here(features: frozenset[str]) -> list[str]:
+    """The instruction-set features of a target that this (x86) CPU lacks."""
+    extra = features - _llvm_features(_host().tvm)
+    return sorted(f for f in extra if not f.startswith(_TUNING_PREFIXES) and f not in _TUNING_FEATURES)
+
+
 @functools.lru_cache(maxsize=1)
 def _host() -> Target:
-    from .tvm_backend._tvm import host_cpu_name, tvm
+    from .tvm_backend._tvm import host_cpu_name
 
     cpu = host_cpu_name()
-    target = tvm.target.Target({"kind": "llvm", "mcpu": cpu})
-    with target:
-        features = tvm.target.codegen.llvm_get_cpu_features()
-    bits = 512 if "avx512f" in features else 256 if "avx" in features else 128
+    features = _llvm_features({"kind": "llvm", "mcpu": cpu})
+    bits = _simd_bits(features)
     registers = 32 if bits == 512 or _ON_AARCH64 else 16
     return Target(
         name="llvm",
@@ -222,9 +247,29 @@ def _from_json(data: Any, given: Any) -> Target:
         raise _unknown(given, 'is not a TVM target JSON object with a "kind"')
     _check_with_tvm(data, given)
     base = _base_for(data, given)
-    return replace(
+    custom = replace(
         base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data), aliases=()
     )
+    triple = str(data.get("mtriple", ""))
+    if data["kind"] == "llvm" and (triple.startswith("x86_64") or not (triple or _ON_AARCH64)):
+        return _x86(custom)
+    return custom
+
+
+def _x86(target: Target) -> Target:
+    """An x86 JSON gets the vector width and registers of its own mcpu and mattr, not this CPU's;
+    it runs here only if this CPU has every instruction set it enables (a skylake-avx512 module
+    on an AVX2 machine would die of an illegal instruction)."""
+    features = _llvm_features(target.tvm)
+    bits = _simd_bits(features)
+    missing = _missing_here(features) if not _ON_AARCH64 else ["x86"]
+    description = f"{target.description}, {bits}-bit SIMD"
+    if missing:
+        description += f"; this machine cannot run it (it lacks {', '.join(missing[:4])}" + (
+            ", ...)" if len(missing) > 4 else ")")
+    return replace(target, description=description, vector_bits=bits,
+                   vector_registers=32 if bits == 512 else 16, runs_here=not missing, space="cpu",
+                   cross_compiler="x86_64-linux-gnu-gcc" if _ON_AARCH64 else None, emulator=None)
 
 
 def _base_for(data: dict[str, Any], given: Any) -> Target:

@@ -3,10 +3,12 @@
 import json
 import platform
 
+import numpy as np
 import pytest
 
 from sepconv_codegen import SeparableConv2D as L
 from sepconv_codegen import SpecError
+from sepconv_codegen import build as sc_build
 from sepconv_codegen.cli import main
 from sepconv_codegen.schedule import aarch64 as neon_space
 from sepconv_codegen.schedule import cpu as cpu_space
@@ -167,3 +169,35 @@ def test_neon_space_has_its_default_first_and_is_the_cpu_space():
     assert set(space[1:]) <= set(cpu_space.search_space(layer, NEON))
     assert len(set(space)) == len(space) and all(k.vec == 4 for k in space)
     assert neon_space.search_space(layer, NEON, limit=5) == space[:5]
+
+
+def _host_has(feature: str) -> bool:
+    from sepconv_codegen.targets import _llvm_features
+
+    return feature in _llvm_features(resolve_target("llvm").tvm)
+
+
+@pytest.mark.skipif(not ON_X86, reason="x86 targets run only on an x86 host")
+def test_x86_json_takes_its_own_cpu_and_runs_here_only_if_this_cpu_can(tmp_path):
+    # An AVX-512 module on a CPU without AVX-512 dies of an illegal instruction when called; it is
+    # built, exported and never run here.
+    avx512 = resolve_target({"kind": "llvm", "mcpu": "skylake-avx512"})
+    assert (avx512.vector_bits, avx512.vector_registers, avx512.space) == (512, 32, "cpu")
+    generic = resolve_target('{"kind": "llvm"}')  # LLVM's baseline x86-64: SSE2, 128-bit
+    assert generic.vector_bits == 128 and generic.runs_here
+    if _host_has("avx512f"):
+        pytest.skip("this CPU runs AVX-512 modules")
+    assert not avx512.runs_here and "avx512f" in avx512.description
+    assert resolve_target({"kind": "llvm", "mcpu": "haswell"}).runs_here is _host_has("avx2")
+    layer = L(input_shape=(1, 8, 8, 16), out_channels=32)
+    kernel = sc_build(layer, avx512)
+    x, dw, pw = (np.zeros(s, np.float32) for s in (layer.input_shape, layer.depthwise_filter_shape,
+                                                   layer.pointwise_filter_shape))
+    with pytest.raises(SpecError, match="cannot run on this machine"):
+        kernel(x, dw, pw)
+    assert kernel.export(tmp_path / "k.so").stat().st_size > 0
+    spec = tmp_path / "one.json"
+    spec.write_text(json.dumps({"layer": [layer.to_dict()]}))
+    status = main(["build", str(spec), "--target", json.dumps(avx512.tvm), "-o", str(tmp_path / "out"),
+                   "--no-c"])  # in this process: an illegal instruction would end the test run
+    assert status == 0 and (tmp_path / "out" / "manifest.json").exists()
