@@ -9,6 +9,7 @@ import pytest
 from sepconv_codegen import SeparableConv2D as L
 from sepconv_codegen import SpecError
 from sepconv_codegen import build as sc_build
+from sepconv_codegen import load as sc_load
 from sepconv_codegen.cli import main
 from sepconv_codegen.schedule import aarch64 as neon_space
 from sepconv_codegen.schedule import cpu as cpu_space
@@ -196,6 +197,8 @@ def test_x86_json_takes_its_own_cpu_and_runs_here_only_if_this_cpu_can(tmp_path)
     with pytest.raises(SpecError, match="cannot run on this machine"):
         kernel(x, dw, pw)
     assert kernel.export(tmp_path / "k.so").stat().st_size > 0
+    with pytest.raises(SpecError, match="cannot run on this machine"):  # nor once loaded back
+        sc_load(tmp_path / "k.so")(x, dw, pw)
     spec = tmp_path / "one.json"
     spec.write_text(json.dumps({"layer": [layer.to_dict()]}))
     status = main(["build", str(spec), "--target", json.dumps(avx512.tvm), "-o", str(tmp_path / "out"),

@@ -14,7 +14,7 @@ from ..kernel import Kernel, _aligned_empty as aligned_empty
 from ..schedule.cpu import register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
-from ..targets import Target
+from ..targets import Target, resolve_target
 from . import elfmeta
 from ._tvm import TVMError, cpu_device, tvm
 
@@ -76,6 +76,13 @@ class TVMKernel(Kernel):
         self._module = module
         self._func = module["main"]
         self._device = cpu_device()
+
+    def metadata(self) -> dict[str, Any]:
+        """The base metadata, and the TVM target JSON, so that load() can tell whether this CPU
+        runs the code."""
+        meta = super().metadata()
+        meta["tvm_target"] = self._target.tvm if self._target is not None else None
+        return meta
 
     def _tensors(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple[list, Any, bool]:
         """TVM tensors over the arrays: shared when 64-byte aligned, else copies.
@@ -147,4 +154,20 @@ def load(path: str | os.PathLike) -> TVMKernel:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SpecError(f"{str(path)!r} holds kernel {meta['name']} for target {meta['target']!r}, "
                         f"which this machine cannot load: {first}") from None
+    target = _target_of(meta)
+    if target is not None and target.family == "cpu" and not target.runs_here:
+        from .cross import CrossKernel  # its calls raise a SpecError instead of running the code
+
+        return CrossKernel(layer, meta["name"], target, knobs, meta["schedule_source"], module)
     return TVMKernel(layer, meta["name"], meta["target"], knobs, meta["schedule_source"], module)
+
+
+def _target_of(meta: dict[str, Any]) -> Target | None:
+    """The Target an exported kernel was built for, where it recorded its TVM target JSON (an x86
+    kernel built for AVX-512 loads on an AVX2 CPU and would die of an illegal instruction)."""
+    if not meta.get("tvm_target"):
+        return None
+    try:
+        return resolve_target(meta["tvm_target"])
+    except SpecError:  # a target this TVM no longer knows: it loaded, so let it run as before
+        return None
