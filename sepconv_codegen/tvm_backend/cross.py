@@ -57,6 +57,8 @@ class CrossKernel(TVMKernel):
                 f", or export a .tar, link it with link_harness() and run it under "
                 f"{target.emulator}"
             )
+        elif target.family == "cpu" and target.space == "cpu":  # x86 code this CPU cannot run
+            how = "run it on such a machine, or build it again for this one (target='llvm')"
         return SpecError(
             f"kernel {self.name} was compiled for {target.name} ({target.description}) "
             f"and cannot run on this machine: {how}"
