@@ -49,9 +49,40 @@ def build(
     return compile_kernel(layer, resolved, knobs, source)
 
 
+# TVM indexes a tensor with 32-bit integers when its shape fits them; past that, lowering fails
+# deep inside TVM (a literal "exceeds range of int32").
+INT32_ELEMENTS = 2**31 - 1
+
+
+def check_indexable(layer: SeparableConv2D) -> None:
+    """Refuse a layer whose tensors (input with its padding, intermediate, output, pointwise
+    filter; flat runs add up to one run of pixels, packing rounds the output channels up to 64)
+    hold more elements than 32-bit indices reach."""
+    n, h, w, c = layer.input_shape
+    (top, bottom), (left, right) = layer.pads
+    _, oh, ow, o = layer.output_shape
+    o = -(-o // 64) * 64  # packed filter panels round the output channels up
+    tensors = {
+        "input_shape": (n * (h + top + bottom) * (w + left + right) * c, layer.input_shape),
+        "output": (n * (oh * ow + 64) * max(layer.depthwise_channels, o),
+                   layer.output_shape),
+        "pointwise filter": (layer.depthwise_channels * o, layer.pointwise_filter_shape),
+    }
+    for name, (elements, shape) in tensors.items():
+        if elements > INT32_ELEMENTS:
+            what = f"{name} {tuple(shape)}" if name == "input_shape" else f"its {name} {tuple(shape)}"
+            raise SpecError(
+                f"layer {layer.name!r}: {what} needs {elements} elements of index range, more "
+                f"than the {INT32_ELEMENTS} that TVM kernels address; split the batch or the "
+                f"image, or emit C (target 'c', whose indices are size_t)"
+            )
+
+
 def compile_kernel(layer: SeparableConv2D, target: Target, knobs: Knobs, source: str) -> Kernel:
     """Schedule and compile with exactly these knobs (the tuner's entry point too)."""
     from .tvm_backend.cross import kernel_class
+
+    check_indexable(layer)
     from .tvm_backend.module import compile_schedule
     from .tvm_backend.schedules import schedule_for
 

@@ -90,3 +90,23 @@ def test_bad_spec_file(tmp_path):
     bad.write_text('[[layer]]\ninput_shape = [1, 4, 4, 0]\n')
     done = cli("build", str(bad), "-o", str(tmp_path / "o"))
     assert done.returncode == 2 and "input_shape[3]" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "tune", "bench"])
+def test_a_layer_beyond_32_bit_indexing_is_refused_before_any_work(command, tmp_path):
+    # 8192 x 8192 x 64 = 2^32 input elements: TVM's lowering would fail on an int32 literal.
+    big = tmp_path / "big.toml"
+    big.write_text('[[layer]]\nname = "big"\ninput_shape = [1, 8192, 8192, 64]\nout_channels = 64\n')
+    done = cli(command, str(big), *(["--db", "t.jsonl"] if command == "tune" else []), cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "input_shape (1, 8192, 8192, 64)" in done.stderr and "index range" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_python_build_refuses_a_layer_beyond_32_bit_indexing():
+    from sepconv_codegen import SeparableConv2D, SpecError, build
+
+    wide = SeparableConv2D(name="wide", input_shape=(1, 64, 64, 8), out_channels=2**20)
+    with pytest.raises(SpecError, match=r"'wide': its output \(1, 64, 64, 1048576\)"):
+        build(wide)

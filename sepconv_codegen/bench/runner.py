@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..builder import check_indexable
 from ..host import usable_cores
 from ..reference import reference
 from ..spec import Network, SeparableConv2D, SpecError, mobilenet_v1
@@ -216,6 +217,8 @@ def run_benchmark(
     network = as_network(network)
     thread_counts = parse_threads(threads)
     names = _check_options(impl, runs, peers, database)
+    for layer in network:
+        check_indexable(layer)  # before the peers and the reference allocate its tensors
     if runs < MIN_RUNS_ADVISED:
         log(f"note: {runs} rounds; medians of fewer than {MIN_RUNS_ADVISED} are noisy")
     if impl == "tvm":

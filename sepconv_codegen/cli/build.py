@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..builder import build
+from ..builder import build, check_indexable
 from ..check import check_kernel, time_kernel
 from ..spec import SpecError
 from ..targets import resolve_target
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target)
     if args.database is not None:
         check_database(args.database)
+    for layer in network:
+        check_indexable(layer)  # before any output: a layer TVM cannot index is refused whole
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecError(f"output {str(out_dir)!r} exists and is not a folder")

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..bench.runner import parse_threads
+from ..builder import check_indexable
 from ..spec import SpecError
 from ..targets import resolve_target
 from ..tuning.measure import LocalRunner
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target)
     if not args.rpc:
         check_runs_here(target)
+    for layer in network:
+        check_indexable(layer)
     runner = _runner(args)
     print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
     try:

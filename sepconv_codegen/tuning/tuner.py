@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+from ..builder import check_indexable
 from ..schedule.knobs import Knobs
 from ..spec import Network, SeparableConv2D, SpecError
 from ..targets import Target, resolve_target
@@ -78,6 +79,8 @@ def tune(
     target = resolve_target(target)
     if runner is None or isinstance(runner, LocalRunner):
         check_runs_here(target)
+    for layer in layers:
+        check_indexable(layer)  # every candidate would fail to compile
     db = database if isinstance(database, Database) else Database(database)
     owns_runner = runner is None
     runner = runner or LocalRunner()
