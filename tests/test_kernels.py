@@ -139,3 +139,16 @@ def test_bad_build_arguments():
         sc.build({"input_shape": (1, 4, 4, 2)})
     with pytest.raises(SpecError, match="knobs"):
         sc.build(layer, knobs={"tile_w": 4})
+
+
+def test_the_check_tolerance_grows_with_the_reduction_length():
+    from sepconv_codegen.check import TOLERANCE, check_kernel, tolerance
+
+    assert all(tolerance(layer) == TOLERANCE["float32"] for layer in sc.mobilenet_v1())
+    # 4 channels x multiplier 20000: each output sums 80009 float32 terms, whose rounding error
+    # (about sqrt(n) units of roundoff) outgrows the fixed 1e-5; the kernel is still right.
+    long = L(input_shape=(1, 6, 6, 4), channel_multiplier=20000, out_channels=8)
+    assert tolerance(long) == pytest.approx(np.finfo(np.float32).eps * 80009**0.5)
+    result = check_kernel(sc.build(long))
+    assert result.ok and result.tolerance == tolerance(long), result
+    assert result.max_rel_error < tolerance(long) / 3
