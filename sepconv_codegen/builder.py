@@ -70,7 +70,10 @@ def check_indexable(layer: SeparableConv2D) -> None:
     }
     for name, (elements, shape) in tensors.items():
         if elements > INT32_ELEMENTS:
-            what = f"{name} {tuple(shape)}" if name == "input_shape" else f"its {name} {tuple(shape)}"
+            what = f"its {name} {tuple(shape)}"
+            if name == "input_shape":
+                padded = any(layer.pads[0]) or any(layer.pads[1])
+                what = f"input_shape {tuple(shape)}" + (f" with padding {layer.pads}" if padded else "")
             raise SpecError(
                 f"layer {layer.name!r}: {what} needs {elements} elements of index range, more "
                 f"than the {INT32_ELEMENTS} that TVM kernels address; split the batch or the "
