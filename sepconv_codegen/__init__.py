@@ -31,6 +31,7 @@ __all__ = [
     "load_spec",
     "mobilenet_v1",
     "reference",
+    "tune",
 ]
 
 
@@ -46,3 +47,14 @@ def emit_c(layer, out_dir, knobs=None, weights=None):
     from .cgen.emit import emit_c as _emit_c
 
     return _emit_c(layer, out_dir, knobs=knobs, weights=weights)
+
+
+def tune(network, target="llvm", *, database, trials=None, runner=None, progress=None):
+    """Search the fastest schedule for every layer, appending each trial to ``database`` (a
+    JSON-lines file; a rerun resumes); see :func:`sepconv_codegen.tuning.tuner.tune`. Then
+    ``build(layer, target, database=database)`` takes the best record."""
+    from .tuning.tuner import DEFAULT_TRIALS
+    from .tuning.tuner import tune as _tune
+
+    return _tune(network, target, database=database,
+                 trials=DEFAULT_TRIALS if trials is None else trials, runner=runner, progress=progress)

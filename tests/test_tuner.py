@@ -35,7 +35,7 @@ def trial_records(path):
 
 def test_tune_records_every_trial_resumes_and_build_uses_it(tmp_path):
     db = tmp_path / "db.jsonl"
-    results = tune(NET, "llvm", database=db, trials=3)
+    results = sc.tune(NET, "llvm", database=db, trials=3)  # the public entry point
     assert [r.trials for r in results] == [3, 3]
     assert len(trial_records(db)) == 6
     confirmed = [r for r in Database(db).records() if r.stage == "confirmed"]
