@@ -18,6 +18,7 @@ from .reference import reference
 from .schedule.knobs import Knobs
 from .spec import Network, SeparableConv2D, SpecError, mobilenet_v1
 from .specfile import load_spec
+from .tuning.tuner import tune  # the `tune` command from Python; imports no TVM
 
 __all__ = [
     "Knobs",
@@ -48,13 +49,3 @@ def emit_c(layer, out_dir, knobs=None, weights=None):
 
     return _emit_c(layer, out_dir, knobs=knobs, weights=weights)
 
-
-def tune(network, target="llvm", *, database, trials=None, runner=None, progress=None):
-    """Search the fastest schedule for every layer, appending each trial to ``database`` (a
-    JSON-lines file; a rerun resumes); see :func:`sepconv_codegen.tuning.tuner.tune`. Then
-    ``build(layer, target, database=database)`` takes the best record."""
-    from .tuning.tuner import DEFAULT_TRIALS
-    from .tuning.tuner import tune as _tune
-
-    return _tune(network, target, database=database,
-                 trials=DEFAULT_TRIALS if trials is None else trials, runner=runner, progress=progress)

@@ -61,19 +61,17 @@ def check_indexable(layer: SeparableConv2D) -> None:
     n, h, w, c = layer.input_shape
     (top, bottom), (left, right) = layer.pads
     _, oh, ow, o = layer.output_shape
-    o = -(-o // 64) * 64  # packed filter panels round the output channels up
-    tensors = {
-        "input_shape": (n * (h + top + bottom) * (w + left + right) * c, layer.input_shape),
-        "output": (n * (oh * ow + 64) * max(layer.depthwise_channels, o),
-                   layer.output_shape),
-        "pointwise filter": (layer.depthwise_channels * o, layer.pointwise_filter_shape),
-    }
-    for name, (elements, shape) in tensors.items():
+    pixels = n * (oh * ow + 64)
+    panels = -(-o // 64) * 64  # packed filter panels round the output channels up
+    padding = f" with padding {layer.pads}" if top or bottom or left or right else ""
+    for elements, what in (
+        (n * (h + top + bottom) * (w + left + right) * c, f"input_shape {layer.input_shape}{padding}"),
+        (pixels * layer.depthwise_channels,
+         f"its intermediate {(n, oh, ow, layer.depthwise_channels)}"),
+        (pixels * panels, f"its output {layer.output_shape}"),
+        (layer.depthwise_channels * panels, f"its pointwise filter {layer.pointwise_filter_shape}"),
+    ):
         if elements > INT32_ELEMENTS:
-            what = f"its {name} {tuple(shape)}"
-            if name == "input_shape":
-                padded = any(layer.pads[0]) or any(layer.pads[1])
-                what = f"input_shape {tuple(shape)}" + (f" with padding {layer.pads}" if padded else "")
             raise SpecError(
                 f"layer {layer.name!r}: {what} needs {elements} elements of index range, more "
                 f"than the {INT32_ELEMENTS} that TVM kernels address; split the batch or the "
@@ -84,10 +82,10 @@ def check_indexable(layer: SeparableConv2D) -> None:
 def compile_kernel(layer: SeparableConv2D, target: Target, knobs: Knobs, source: str) -> Kernel:
     """Schedule and compile with exactly these knobs (the tuner's entry point too)."""
     from .tvm_backend.cross import kernel_class
-
-    check_indexable(layer)
     from .tvm_backend.module import compile_schedule
     from .tvm_backend.schedules import schedule_for
+
+    check_indexable(layer)
 
     sch = schedule_for(target)(layer, knobs)
     module = compile_schedule(sch, target)

@@ -103,9 +103,16 @@ _TUNING_FEATURES = frozenset({"ermsb", "fsrm", "macrofusion", "branchfusion", "v
                               "soft-float", "seses", "tagged-globals"})
 
 
+@functools.lru_cache(maxsize=1)
+def _host_features() -> frozenset[str]:
+    from .tvm_backend._tvm import host_cpu_name
+
+    return _llvm_features({"kind": "llvm", "mcpu": host_cpu_name()})
+
+
 def _missing_here(features: frozenset[str]) -> list[str]:
     """The instruction-set features of a target that this (x86) CPU lacks."""
-    extra = features - _llvm_features(_host().tvm)
+    extra = features - _host_features()
     return sorted(f for f in extra if not f.startswith(_TUNING_PREFIXES) and f not in _TUNING_FEATURES)
 
 
@@ -114,8 +121,7 @@ def _host() -> Target:
     from .tvm_backend._tvm import host_cpu_name
 
     cpu = host_cpu_name()
-    features = _llvm_features({"kind": "llvm", "mcpu": cpu})
-    bits = _simd_bits(features)
+    bits = _simd_bits(_host_features())
     registers = 32 if bits == 512 or _ON_AARCH64 else 16
     return Target(
         name="llvm",

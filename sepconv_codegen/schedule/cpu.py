@@ -164,8 +164,9 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     register tile walks the channel blocks inside each pixel group (pixels_outer), and the
     depthwise taps are walked outside groups of 8 channel vectors whose sums stay in registers
     (taps="grouped"). Against the tuned records of MobileNetV1's blocks 2-5 and 7 (same machine,
-    1 and 2 threads, interleaved), the earlier default (packing only filters of 64K values or
-    more, channels_outer for those, taps="outer") took 1.01-1.15x the time; this one 0.98-1.05x.
+    1 and 2 threads, interleaved, two runs), the earlier default (packing only filters of 64K
+    values or more, channels_outer for those, taps="outer") took 1.01-1.15x the time; this one
+    0.97-1.05x.
     """
     lanes = target.lanes(layer.dtype)
     _, oh, ow, o = layer.output_shape
