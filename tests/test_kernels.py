@@ -1,5 +1,10 @@
 """Built TVM kernels against the reference over an explicit table of layers, and their argument checks."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -152,3 +157,38 @@ def test_the_check_tolerance_grows_with_the_reduction_length():
     result = check_kernel(sc.build(long))
     assert result.ok and result.tolerance == tolerance(long), result
     assert result.max_rel_error < tolerance(long) / 3
+
+
+PINNED_RUN = """
+import os, sys
+import numpy as np
+os.sched_setaffinity(0, {{{cpu}}})
+import sepconv_codegen as sc
+from sepconv_codegen.reference import reference
+from sepconv_codegen.tvm_backend._tvm import set_num_threads
+layer = sc.SeparableConv2D(input_shape=(1, 12, 12, 8), kernel_size=3, out_channels=16, padding="SAME")
+kernel = sc.build(layer, target="llvm")
+rng = np.random.default_rng(0)
+x, dw, pw = (rng.standard_normal(s).astype("float32") for s in
+             (layer.input_shape, layer.depthwise_filter_shape, layer.pointwise_filter_shape))
+for threads in (1, 2, 1):  # as tune and bench set the thread count per measurement
+    set_num_threads(threads)
+    y = kernel(x, dw, pw)
+error = float(np.max(np.abs(y - reference(layer, x, dw, pw))))
+print(sorted(os.sched_getaffinity(0)), error)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and at least 2 usable CPUs")
+def test_a_process_pinned_to_one_cpu_stays_there():
+    # TVM pins its threads to the machine's first cores whatever the process was given: a process
+    # pinned to its last CPU was moved to core 0, where it shared a core with whatever ran there.
+    cpu = max(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items() if k not in ("TVM_BIND_THREADS", "TVM_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", PINNED_RUN.format(cpu=cpu)], env=env, timeout=300,
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    cpus, error = done.stdout.split("]")
+    assert cpus + "]" == f"[{cpu}]"
+    assert float(error) < 1e-5  # float32, 3*3 + 8 terms per output

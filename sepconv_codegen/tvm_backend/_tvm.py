@@ -1,12 +1,18 @@
 """The one place that imports TVM.
 
 TVM's Python API moves between releases (tir became tirx and s_tir in 2026); keeping every import
-here makes the next move a small change. Importing this module also fixes two defaults of TVM 0.27
-that cost a user half their machine:
+here makes the next move a small change. Importing this module also fixes three defaults of TVM 0.27
+that cost a user half their machine or more:
 
 - the thread pool: TVM assumes SMT and starts ``hardware_concurrency / 2`` workers (1 on a 2-core
   VM). ``TVM_NUM_THREADS`` must be set before the runtime starts, so it is set here, to the number
   of cores this process may use, unless the user set it;
+- thread pinning: TVM pins its threads, the caller's included, to the machine's first cores
+  whatever CPUs the process was given. Under ``taskset -c 1`` (or a cpuset) the caller moved to
+  core 0: two 1-thread processes pinned to cores 0 and 1 then shared core 0 and each took 2.3x as
+  long (2-vCPU AMD EPYC, 14x14x512 layer: 3.0 ms against 1.3 ms alone). So when this process may
+  not use every CPU, ``TVM_BIND_THREADS=0`` leaves placement to the OS, within the process's
+  mask, unless the user set it;
 - ``mcpu=native`` is silently replaced by ``generic`` (SSE-only code); targets.py asks LLVM for the
   host CPU's name instead.
 """
@@ -20,6 +26,8 @@ from ..host import usable_cores
 
 if "tvm" not in sys.modules:
     os.environ.setdefault("TVM_NUM_THREADS", str(usable_cores()))
+    if usable_cores() < (os.cpu_count() or 1):
+        os.environ.setdefault("TVM_BIND_THREADS", "0")
 
 import tvm  # noqa: E402
 from tvm import te  # noqa: E402
