@@ -213,3 +213,27 @@ def test_runs_clean_under_address_and_undefined_sanitizers(case_id, tmp_path):
 def test_case_ids_are_unique():
     ids = [case[0] for case in CASES]
     assert len(ids) == len(set(ids))
+
+
+def _nan_input_arrays(case_layer):
+    """Random arrays with one NaN input value: it reaches every output its window covers."""
+    arrays = random_arrays(case_layer, seed=3)
+    arrays[0][0, 1, 1, 0] = np.nan
+    return arrays
+
+
+@requires_gcc
+@pytest.mark.parametrize("isa", sorted(ISA_FLAGS))
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+def test_nan_passes_through_the_activation(activation, isa):
+    # x86's max(x, 0) returns 0 for a NaN x; TF and numpy give NaN.
+    if isa == "avx2" and not _host_has_avx2():
+        pytest.skip("this CPU has no AVX2+FMA")
+    case_layer = layer((1, 5, 5, 8), out_channels=16, bias=True, activation=activation)
+    arrays = _nan_input_arrays(case_layer)
+    got = build_c(case_layer, knobs(), cflags=ISA_FLAGS[isa])(*arrays[:3], bias=arrays[3])
+    want = reference(case_layer, *arrays)
+    assert np.isnan(want).sum() == 9 * 16  # the 3x3 windows that hold the NaN, every channel
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-5)

@@ -192,3 +192,17 @@ def test_a_process_pinned_to_one_cpu_stays_there():
     cpus, error = done.stdout.split("]")
     assert cpus + "]" == f"[{cpu}]"
     assert float(error) < 1e-5  # float32, 3*3 + 8 terms per output
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+def test_nan_passes_through_the_activation(activation):
+    # TVM's max(x, 0) is a compare and select that gives 0 for a NaN x; TF and numpy give NaN.
+    layer = L(input_shape=(1, 5, 5, 8), out_channels=16, bias=True, activation=activation)
+    arrays = random_arrays(layer, seed=3)
+    arrays[0][0, 1, 1, 0] = np.nan
+    got = sc.build(layer)(*arrays)
+    want = sc.reference(layer, *arrays)
+    assert np.isnan(want).sum() == 9 * 16  # the 3x3 windows that hold the NaN, every channel
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-5)

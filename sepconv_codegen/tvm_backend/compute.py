@@ -123,10 +123,13 @@ def separable_compute(layer: SeparableConv2D, pack: int | None = None, pixels: i
         k = index[-1]
         if bias is not None:
             value = value + bias[k].astype(acc)
+        # Written as selects so that NaN passes through, as in TF and numpy: TVM's max/min lower
+        # to compare-and-select, which turns max(NaN, 0) into 0.
+        zero, six = tirx.const(0, acc), tirx.const(6, acc)
         if layer.activation == "relu":
-            value = tirx.max(value, tirx.const(0, acc))
+            value = tirx.Select(value < zero, zero, value)
         elif layer.activation == "relu6":
-            value = tirx.min(tirx.max(value, tirx.const(0, acc)), tirx.const(6, acc))
+            value = tirx.Select(value < zero, zero, tirx.Select(value > six, six, value))
         return value.astype(dtype)
 
     # Flat, "out" is [N, OH*OW, O]: the schedule restores NHWC with transform_layout.

@@ -143,9 +143,9 @@ static void sepconv_f32_5x6x3_k3x3s1_m2o10_c_1585023f_tile_3x8(const float *rest
         const __m256 x2 = _mm256_broadcast_ss(src + 2 * DW_C + k);
         acc2_0 = _mm256_fmadd_ps(x2, w0, acc2_0);
     }
-    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc0_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
-    _mm256_storeu_ps(dst + 1 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc1_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
-    _mm256_storeu_ps(dst + 2 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc2_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
+    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc0_0)));
+    _mm256_storeu_ps(dst + 1 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc1_0)));
+    _mm256_storeu_ps(dst + 2 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc2_0)));
 #elif defined(USE_NEON)
     float32x4_t acc0_0 = vld1q_f32(bias + 0);
     float32x4_t acc0_4 = vld1q_f32(bias + 4);
@@ -223,8 +223,8 @@ static void sepconv_f32_5x6x3_k3x3s1_m2o10_c_1585023f_tile_2x8(const float *rest
         const __m256 x1 = _mm256_broadcast_ss(src + 1 * DW_C + k);
         acc1_0 = _mm256_fmadd_ps(x1, w0, acc1_0);
     }
-    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc0_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
-    _mm256_storeu_ps(dst + 1 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc1_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
+    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc0_0)));
+    _mm256_storeu_ps(dst + 1 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc1_0)));
 #elif defined(USE_NEON)
     float32x4_t acc0_0 = vld1q_f32(bias + 0);
     float32x4_t acc0_4 = vld1q_f32(bias + 4);
@@ -287,7 +287,7 @@ static void sepconv_f32_5x6x3_k3x3s1_m2o10_c_1585023f_tile_1x8(const float *rest
         const __m256 x0 = _mm256_broadcast_ss(src + 0 * DW_C + k);
         acc0_0 = _mm256_fmadd_ps(x0, w0, acc0_0);
     }
-    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_max_ps(acc0_0, _mm256_setzero_ps()), _mm256_set1_ps(6.0f)));
+    _mm256_storeu_ps(dst + 0 * OUT_C + 0, _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), acc0_0)));
 #elif defined(USE_NEON)
     float32x4_t acc0_0 = vld1q_f32(bias + 0);
     float32x4_t acc0_4 = vld1q_f32(bias + 4);
