@@ -22,20 +22,40 @@ def combined_filter(depthwise: np.ndarray, pointwise: np.ndarray) -> np.ndarray:
     return np.einsum("hwqr,qrk->hwqk", depthwise.astype(np.float64), pw.astype(np.float64))
 
 
+# The numeric demonstrations run on filters cut to at most this many taps, filters per channel and
+# output channels (and 8 input channels), so explain allocates well under a few MB whatever the
+# layer. The rank of a slice, min(M, KH*KW, O) for random filters, is unchanged by the cut as long as
+# it is at most _RANK_CAP: every real layer.
+_RANK_CAP = 64
+
+
 def _rank_per_channel(layer: SeparableConv2D, rng: np.random.Generator) -> int:
-    dw = rng.standard_normal(layer.depthwise_filter_shape)
-    pw = rng.standard_normal(layer.pointwise_filter_shape)
+    """The largest rank of W[:, :, q, :] (KH*KW x O) over a few input channels q, random filters.
+
+    Computed on filters cut to at most _RANK_CAP taps (the KH*KW taps flattened), filters and
+    outputs: the rank is that of the real slice whenever min(M, KH*KW, O) <= _RANK_CAP.
+    """
+    kh, kw = layer.kernel_size
+    taps = min(kh * kw, _RANK_CAP)
+    c = min(layer.in_channels, 8)  # a few input channels are enough to show the bound
+    m, o = min(layer.channel_multiplier, _RANK_CAP), min(layer.out_channels, _RANK_CAP)
+    dw = rng.standard_normal((taps, 1, c, m))
+    pw = rng.standard_normal((1, 1, c * m, o))
     w = combined_filter(dw, pw)
-    kh, kw, c, o = w.shape
-    channels = range(min(c, 8))  # a few input channels are enough to show the bound
-    return max(int(np.linalg.matrix_rank(w[:, :, q, :].reshape(kh * kw, o))) for q in channels)
+    return max(int(np.linalg.matrix_rank(w[:, 0, q, :])) for q in range(c))
 
 
 def _small_copy(layer: SeparableConv2D) -> SeparableConv2D:
-    """The same layer on a small input, so the numeric demonstration stays instant."""
+    """The same layer on a small input, so the numeric demonstration stays instant.
+
+    The kernel (to 16) and dilation (to 8) are cut too when larger: the reference loops over every
+    tap of a padded input, and the demonstration does not depend on them.
+    """
     n, h, w, c = layer.input_shape
     return layer.replace(input_shape=[1, min(h, 6), min(w, 6), min(c, 4)],
-                         out_channels=min(layer.out_channels, 6), name="demo", padding="SAME")
+                         out_channels=min(layer.out_channels, 6), name="demo", padding="SAME",
+                         kernel_size=[min(k, 16) for k in layer.kernel_size],
+                         dilation=[min(d, 8) for d in layer.dilation])
 
 
 def _channel_spread(layer: SeparableConv2D, ones: bool, rng: np.random.Generator) -> float:
@@ -76,6 +96,12 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         "",
         "Why it is cheaper than conv2d (same input, output and kernel)",
     ]
+    bound, rank = min(m, kh * kw, o), _rank_per_channel(layer, rng)
+    if bound <= _RANK_CAP:
+        rank_text = f"with random filters it has rank {rank}"
+    else:  # M, KH*KW and O all above the cap: say what was checked
+        rank_text = (f"with random filters cut to {_RANK_CAP} taps, filters and outputs it has rank "
+                     f"{rank}, the most it can")
     sep_p, conv_p = layer.param_count, layer.conv2d_param_count
     sep_m, conv_m = layer.macs, layer.conv2d_macs
     lines += [
@@ -89,7 +115,7 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         f"What channel_multiplier (M = {m}) does",
         f"  The layer equals a conv2d whose filter is factored: W[kh,kw,q,k] = sum_(r<{m}) dw[kh,kw,q,r] * pw[q*{m}+r,k].",
         f"  For each input channel q the {kh * kw}x{o} slice W[:,:,q,:] has rank at most M = {m}"
-        f" (here at most {min(m, kh * kw, o)}); with random filters it has rank {_rank_per_channel(layer, rng)}.",
+        f" (here at most {bound}); {rank_text}.",
     ]
     ones, random = _channel_spread(layer, True, rng), _channel_spread(layer, False, rng)
     lines += [

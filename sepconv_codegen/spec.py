@@ -28,30 +28,69 @@ __all__ = [
 
 DTYPES = ("float32", "float16", "float64")
 ACTIVATIONS = (None, "relu", "relu6")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+# Used with fullmatch: `$` would also match before a trailing newline ("blk\n").
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 
 
 class SpecError(ValueError):
     """A layer, network or kernel argument that sepconv_codegen refuses; the message names it."""
 
 
+def _numpy():
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return None
+    return np
+
+
+def _show(value: Any) -> str:
+    """repr on one line: a numpy array of rank 2 prints over several."""
+    return re.sub(r"\s*\n\s*", " ", repr(value))
+
+
 def _is_int(value: Any) -> bool:
     # bool is an int subclass in Python; `strides=True` is a mistake, not a stride of 1.
     if isinstance(value, bool):
         return False
-    try:
-        import numpy as np
-
-        if isinstance(value, np.integer):
-            return True
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
+    np = _numpy()
+    if np is not None and isinstance(value, np.integer):
+        return True
     return isinstance(value, int)
+
+
+def _items(value: Any) -> list[Any] | None:
+    """The entries of a list, a tuple or a numpy array of rank >= 1 (its rows); None for anything else.
+
+    Entries are checked by the caller as for a list, so a float or bool array is still refused.
+    """
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    np = _numpy()
+    if np is not None and isinstance(value, np.ndarray) and value.ndim >= 1:
+        return list(value)
+    return None
+
+
+def _dtype(value: Any) -> str:
+    """One of DTYPES from its name, a numpy dtype or a numpy scalar type (np.float32)."""
+    if isinstance(value, str):
+        if value in DTYPES:
+            return str(value)
+    else:
+        np = _numpy()
+        if np is not None and (
+            isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
+        ):
+            name = np.dtype(value).name
+            if name in DTYPES:
+                return name
+    raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {_show(value)}")
 
 
 def _positive_int(fieldname: str, value: Any) -> int:
     if not _is_int(value) or int(value) <= 0:
-        raise SpecError(f"{fieldname} must be a positive integer, got {value!r}")
+        raise SpecError(f"{fieldname} must be a positive integer, got {_show(value)}")
     return int(value)
 
 
@@ -60,43 +99,44 @@ def _pair(fieldname: str, value: Any) -> tuple[int, int]:
     if _is_int(value):
         v = _positive_int(fieldname, value)
         return (v, v)
-    if isinstance(value, (list, tuple)):
-        items = list(value)
+    items = _items(value)
+    if items is not None:
         if len(items) == 4:
             if not (_is_int(items[0]) and _is_int(items[3]) and items[0] == 1 and items[3] == 1):
                 raise SpecError(
-                    f"{fieldname} given as 4 values must be (1, h, w, 1) in NHWC, got {value!r}"
+                    f"{fieldname} given as 4 values must be (1, h, w, 1) in NHWC, got {_show(value)}"
                 )
             items = items[1:3]
         if len(items) == 2:
             if not all(_is_int(v) and int(v) > 0 for v in items):
-                raise SpecError(f"{fieldname} must hold positive integers, got {value!r}")
+                raise SpecError(f"{fieldname} must hold positive integers, got {_show(value)}")
             return (int(items[0]), int(items[1]))
-    raise SpecError(f"{fieldname} must be an int or a pair (h, w), got {value!r}")
+    raise SpecError(f"{fieldname} must be an int or a pair (h, w), got {_show(value)}")
 
 
 def _padding(value: Any) -> str | tuple[tuple[int, int], tuple[int, int]]:
     if isinstance(value, str):
         upper = value.upper()
         if upper not in ("SAME", "VALID"):
-            raise SpecError(f"padding must be 'SAME', 'VALID' (any case) or explicit pairs, got {value!r}")
+            raise SpecError(f"padding must be 'SAME', 'VALID' (any case) or explicit pairs, got {_show(value)}")
         return upper
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-        if len(items) == 4:  # TF's explicit form: [[0, 0], [t, b], [l, r], [0, 0]]
-            ends = [items[0], items[3]]
-            if not all(isinstance(e, (list, tuple)) and list(e) == [0, 0] for e in ends):
+    items = _items(value)
+    if items is not None:
+        pairs = [_items(p) for p in items]
+        if len(pairs) == 4:  # TF's explicit form: [[0, 0], [t, b], [l, r], [0, 0]]
+            ends = [pairs[0], pairs[3]]
+            if not all(e is not None and len(e) == 2 and all(_is_int(v) and v == 0 for v in e) for e in ends):
                 raise SpecError(
-                    f"padding given as 4 pairs must not pad the batch or channel axes, got {value!r}"
+                    f"padding given as 4 pairs must not pad the batch or channel axes, got {_show(value)}"
                 )
-            items = items[1:3]
-        if len(items) == 2 and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in items):
-            flat = [v for p in items for v in p]
+            pairs = pairs[1:3]
+        if len(pairs) == 2 and all(p is not None and len(p) == 2 for p in pairs):
+            flat = [v for p in pairs for v in p]
             if all(_is_int(v) and int(v) >= 0 for v in flat):
                 return ((int(flat[0]), int(flat[1])), (int(flat[2]), int(flat[3])))
     raise SpecError(
         "padding must be 'SAME', 'VALID' (any case) or ((top, bottom), (left, right)) "
-        f"with non-negative integers, got {value!r}"
+        f"with non-negative integers, got {_show(value)}"
     )
 
 
@@ -133,14 +173,15 @@ class SeparableConv2D:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
             raise SpecError(
                 "name must be 1-64 characters of letters, digits, '_', '-' or '.', not starting "
-                f"with '-' or '.', got {self.name!r}"
+                f"with '-' or '.', got {_show(self.name)}"
             )
-        shape = self.input_shape
-        if not isinstance(shape, (list, tuple)) or len(shape) != 4:
-            raise SpecError(f"input_shape must have rank 4 (N, H, W, C), got {shape!r}")
+        put(self, "name", str(self.name))
+        shape = _items(self.input_shape)
+        if shape is None or len(shape) != 4:
+            raise SpecError(f"input_shape must have rank 4 (N, H, W, C), got {_show(self.input_shape)}")
         dims = tuple(
             _positive_int(f"input_shape[{i}] ({axis})", v) for i, (axis, v) in enumerate(zip("NHWC", shape))
         )
@@ -154,17 +195,18 @@ class SeparableConv2D:
         put(self, "strides", _pair("strides", self.strides))
         put(self, "dilation", _pair("dilation", self.dilation))
         put(self, "padding", _padding(self.padding))
-        if self.dtype not in DTYPES:
-            raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not isinstance(self.bias, bool):
-            raise SpecError(f"bias must be true or false, got {self.bias!r}")
+        put(self, "dtype", _dtype(self.dtype))
+        np = _numpy()
+        if not (isinstance(self.bias, bool) or (np is not None and isinstance(self.bias, np.bool_))):
+            raise SpecError(f"bias must be true or false, got {_show(self.bias)}")
+        put(self, "bias", bool(self.bias))
         activation = self.activation
-        if isinstance(activation, str) and activation.lower() in ("none", "linear", ""):
-            activation = None
         if isinstance(activation, str):
-            activation = activation.lower()
-        if activation not in ACTIVATIONS:
-            raise SpecError(f"activation must be none, 'relu' or 'relu6', got {self.activation!r}")
+            activation = str(activation).lower()
+            if activation in ("none", "linear", ""):
+                activation = None
+        if not (activation is None or (isinstance(activation, str) and activation in ACTIVATIONS)):
+            raise SpecError(f"activation must be none, 'relu' or 'relu6', got {_show(self.activation)}")
         put(self, "activation", activation)
         self._derive_geometry()
 
@@ -297,7 +339,7 @@ class SeparableConv2D:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "layer") -> "SeparableConv2D":
         if not isinstance(data, dict):
-            raise SpecError(f"{where} must be a table of fields, got {data!r}")
+            raise SpecError(f"{where} must be a table of fields, got {_show(data)}")
         known = set(cls.__dataclass_fields__) - {"pads", "output_shape"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -362,11 +404,13 @@ def chain(
 ) -> Network:
     """Build a Network from per-layer fields, inferring each input_shape from the layer before."""
     layers: list[SeparableConv2D] = []
-    shape = tuple(input_shape)
     for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            raise SpecError(f"layer {i} must be a table of fields, got {_show(block)}")
         fields_ = {**defaults, **block}
         fields_.setdefault("name", f"layer{i}")
-        fields_.setdefault("input_shape", shape if not layers else layers[-1].output_shape)
+        # The first layer's shape is validated (and refused by name) by SeparableConv2D itself.
+        fields_.setdefault("input_shape", input_shape if not layers else layers[-1].output_shape)
         layers.append(SeparableConv2D.from_dict(fields_, where=f"layer {i} ({fields_['name']})"))
     return Network(tuple(layers), name=name)
 

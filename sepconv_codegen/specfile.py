@@ -44,14 +44,19 @@ def network_from_dict(data: Any, default_name: str = "network") -> Network:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise SpecError(f"spec: unknown top-level key {unknown[0]!r} (known: defaults, layer, name)")
+    if "layer" in data and "layers" in data:
+        raise SpecError("spec: both 'layer' and 'layers' are given; use one of them for the list of layers")
     layers = data.get("layer", data.get("layers"))
     if not isinstance(layers, list) or not layers:
         raise SpecError("spec: 'layer' must be a non-empty list of layer tables")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise SpecError(f"spec: layer {i} must be a table of fields, got {layer!r}")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SpecError(f"spec: 'defaults' must be a table, got {defaults!r}")
-    first = {**defaults, **layers[0]} if isinstance(layers[0], dict) else layers[0]
-    if not isinstance(first, dict) or "input_shape" not in first:
+    first = {**defaults, **layers[0]}
+    if "input_shape" not in first:
         raise SpecError("spec: the first layer must give input_shape [N, H, W, C]")
     name = data.get("name", default_name)
     if not isinstance(name, str):
@@ -61,10 +66,19 @@ def network_from_dict(data: Any, default_name: str = "network") -> Network:
 
 def load_spec(path: str | Path) -> Network:
     """Read a .toml or .json spec file into a Network; SpecError on anything wrong with it."""
+    if isinstance(path, str) and not path.strip():
+        raise SpecError(f"spec file path is empty, got {path!r}")
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise SpecError(f"spec file {str(path)!r} is a directory, not a .toml or .json file")
+    if not path.exists():
         raise SpecError(f"spec file {str(path)!r} does not exist")
-    text = path.read_bytes()
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} is not a regular file")
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"spec file {str(path)!r} cannot be read: {err.strerror or err}") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

@@ -171,3 +171,99 @@ def test_example_specs_load(name):
     assert len(net) >= 1
     if name == "mobilenet_v1.toml":
         assert net.layers == mobilenet_v1().layers
+
+
+# ---- numpy values, trailing newlines, malformed spec files ---------------------------------------
+
+np = pytest.importorskip("numpy")
+
+
+def test_numpy_dtypes_are_normalised_to_their_name_and_others_refused():
+    for dtype in [np.dtype("float32"), np.float32, np.float16, np.dtype("float64")]:
+        layer = SeparableConv2D(**BASE, dtype=dtype)
+        assert layer.dtype == np.dtype(dtype).name and type(layer.dtype) is str
+        assert json.loads(json.dumps(layer.to_dict()))["dtype"] == layer.dtype
+        assert layer.workload_key.startswith(np.dtype(dtype).name + "_")
+    for dtype in [np.int8, np.dtype("int8"), float, np.array(["float32"]), ["float32"]]:
+        with pytest.raises(SpecError, match="dtype must be one of"):
+            SeparableConv2D(**BASE, dtype=dtype)
+
+
+NUMPY_BAD = [
+    ("input_shape", dict(input_shape=np.array([1.0, 8, 8, 4])), "input_shape[0]"),
+    ("input_shape", dict(input_shape=np.array([True] * 4)), "input_shape[0]"),
+    ("input_shape", dict(input_shape=np.array([[1, 8, 8, 4]])), "rank 4"),
+    ("kernel_size", dict(kernel_size=np.array([3.0, 3.0])), "kernel_size"),
+    ("strides", dict(strides=np.float64(2)), "strides"),
+    ("dilation", dict(dilation=np.array([1, 1, 1])), "dilation"),
+    ("out_channels", dict(out_channels=np.float32(3)), "out_channels"),
+    ("channel_multiplier", dict(channel_multiplier=np.bool_(True)), "channel_multiplier"),
+    ("padding", dict(padding=np.array([[1.0, 1], [1, 1]])), "array([[1., 1.], [1., 1.]])"),
+    ("padding", dict(padding=[[0.0, 0], [1, 1], [1, 1], [0, 0]]), "batch or channel"),
+    ("bias", dict(bias=np.array([True])), "bias"),
+]
+
+
+def test_numpy_integers_are_accepted_like_python_ints_and_floats_bools_refused():
+    layer = SeparableConv2D(
+        input_shape=np.array([1, 8, 8, 4]), kernel_size=np.array([3, 3]), channel_multiplier=np.uint8(2),
+        out_channels=np.int32(5), strides=np.int64(2), dilation=np.array([1, 1]),
+        padding=np.array([[1, 1], [1, 1]]), bias=np.bool_(True),
+    )
+    plain = SeparableConv2D(input_shape=(1, 8, 8, 4), kernel_size=3, channel_multiplier=2, out_channels=5,
+                            strides=2, padding=((1, 1), (1, 1)), bias=True)
+    assert layer == plain and layer.output_shape == plain.output_shape
+    assert json.dumps(layer.to_dict()) == json.dumps(plain.to_dict())
+    tf_form = SeparableConv2D(input_shape=(1, 8, 8, 4), strides=np.array([1, 2, 2, 1]),
+                              padding=np.array([[0, 0], [1, 1], [1, 1], [0, 0]]))
+    assert tf_form.strides == (2, 2) and tf_form.pads == ((1, 1), (1, 1))
+    for field, change, words in NUMPY_BAD:  # still refused, by name, on one line
+        with pytest.raises(SpecError) as info:
+            SeparableConv2D(**{**BASE, **change})
+        message = str(info.value)
+        assert field in message and words in message and "\n" not in message, (field, message)
+
+
+def test_a_name_with_a_newline_is_refused():
+    for name in ["blk\n", "a" * 64 + "\n", "\nblk"]:
+        with pytest.raises(SpecError, match="name must be"):
+            SeparableConv2D(**BASE, name=name)
+
+
+def test_chain_refuses_a_block_that_is_not_a_table():
+    with pytest.raises(SpecError, match="layer 1 must be a table of fields, got 3"):
+        chain((1, 8, 8, 4), [{}, 3])
+
+
+@pytest.mark.parametrize(
+    "suffix, text, words",
+    [
+        (".toml", "layer = [{input_shape = [1,8,8,4]}, 3]\n", "layer 1 must be a table of fields, got 3"),
+        (".json", '{"layer": [{"name": "a", "input_shape": [1,8,8,4]}, "b"]}',
+         "layer 1 must be a table of fields, got 'b'"),
+        (".json", '{"layer": [{"input_shape": [1,8,8,4]}, {}, null]}',
+         "layer 2 must be a table of fields, got None"),
+        (".toml", ('[[layer]]\nname = "first"\ninput_shape = [1, 8, 8, 4]\n'
+                   '[[layers]]\nname = "second"\ninput_shape = [1, 16, 16, 4]\n'), "both 'layer' and 'layers'"),
+        (".toml", "layers = [{input_shape = [1,8,8,4]}]\nlayer = [{input_shape = [1,8,8,4]}]\n",
+         "both 'layer' and 'layers'"),
+        (".json", '{"layer": [{"name": "blk\\n", "input_shape": [1,8,8,4]}]}', "name must be"),
+        (".toml", "[[layer]]\ninput_shape = 5\n", "rank 4"),
+    ],
+    ids=["toml-second-int", "json-second-str", "json-third-null", "both-tables", "both-inline", "name-newline",
+         "shape-int"],
+)
+def test_malformed_spec_files_are_refused(tmp_path, suffix, text, words):
+    path = tmp_path / ("bad" + suffix)
+    path.write_text(text)
+    with pytest.raises(SpecError, match=words.replace("(", r"\(").replace("[", r"\[")):
+        load_spec(path)
+
+
+def test_a_directory_spec_path_says_it_is_a_directory(tmp_path):
+    folder = tmp_path / "net.toml"
+    folder.mkdir()
+    with pytest.raises(SpecError, match="is a directory"):
+        load_spec(folder)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")

@@ -25,17 +25,34 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("spec", nargs="?", default=None, help="a .toml or .json spec file")
     parser.add_argument("--layer", default=None, help="only this layer of the spec (by name)")
-    parser.add_argument("--input-shape", type=_ints, default=[1, 56, 56, 128], metavar="N,H,W,C")
-    parser.add_argument("--kernel-size", type=_ints, default=[3], metavar="K or KH,KW")
-    parser.add_argument("--channel-multiplier", type=int, default=1, metavar="M")
+    # The layer options describe a layer when no spec file is given; they default to None here so
+    # that run() can tell which were given (and refuse them beside a spec), then applies _DEFAULTS.
+    parser.add_argument("--input-shape", type=_ints, default=None, metavar="N,H,W,C")
+    parser.add_argument("--kernel-size", type=_ints, default=None, metavar="K or KH,KW")
+    parser.add_argument("--channel-multiplier", type=int, default=None, metavar="M")
     parser.add_argument("--out-channels", type=int, default=None, metavar="O")
-    parser.add_argument("--strides", type=_ints, default=[1], metavar="S or SH,SW")
-    parser.add_argument("--dilation", type=_ints, default=[1], metavar="D or DH,DW")
-    parser.add_argument("--padding", default="SAME", help="SAME or VALID (any case)")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--bias", action="store_true")
+    parser.add_argument("--strides", type=_ints, default=None, metavar="S or SH,SW")
+    parser.add_argument("--dilation", type=_ints, default=None, metavar="D or DH,DW")
+    parser.add_argument("--padding", default=None, help="SAME or VALID (any case)")
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--bias", action="store_true", default=None)
     parser.add_argument("--activation", default=None, help="relu or relu6")
     parser.set_defaults(func=run)
+
+
+# The layer `explain` describes when no spec file is given, for each option left out.
+_DEFAULTS = {
+    "input_shape": [1, 56, 56, 128],
+    "kernel_size": [3],
+    "channel_multiplier": 1,
+    "out_channels": None,
+    "strides": [1],
+    "dilation": [1],
+    "padding": "SAME",
+    "dtype": "float32",
+    "bias": False,
+    "activation": None,
+}
 
 
 def _one_or_pair(values: list[int]):
@@ -43,25 +60,38 @@ def _one_or_pair(values: list[int]):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.spec:
+    given = [key for key in _DEFAULTS if getattr(args, key) is not None]
+    if args.spec is not None:
+        if given:
+            options = ", ".join("--" + key.replace("_", "-") for key in given)
+            raise SpecError(
+                f"{options} describe a layer by options and cannot be combined with the spec file "
+                f"{args.spec!r}; give the spec (with --layer NAME to pick one of its layers) or the options"
+            )
         layers = list(load_spec(args.spec))
         if args.layer:
             layers = [layer for layer in layers if layer.name == args.layer]
             if not layers:
                 raise SpecError(f"--layer {args.layer!r} is not in {args.spec}")
     else:
+        if args.layer is not None:
+            raise SpecError(
+                f"--layer {args.layer!r} picks a layer of a spec file, but no spec file was given"
+            )
+        opts = {key: _DEFAULTS[key] if getattr(args, key) is None else getattr(args, key)
+                for key in _DEFAULTS}
         layers = [SeparableConv2D(
             name="layer",
-            input_shape=args.input_shape,
-            kernel_size=_one_or_pair(args.kernel_size),
-            channel_multiplier=args.channel_multiplier,
-            out_channels=args.out_channels,
-            strides=_one_or_pair(args.strides),
-            dilation=_one_or_pair(args.dilation),
-            padding=args.padding,
-            dtype=args.dtype,
-            bias=args.bias,
-            activation=args.activation,
+            input_shape=opts["input_shape"],
+            kernel_size=_one_or_pair(opts["kernel_size"]),
+            channel_multiplier=opts["channel_multiplier"],
+            out_channels=opts["out_channels"],
+            strides=_one_or_pair(opts["strides"]),
+            dilation=_one_or_pair(opts["dilation"]),
+            padding=opts["padding"],
+            dtype=opts["dtype"],
+            bias=opts["bias"],
+            activation=opts["activation"],
         )]
     print("\n\n".join(explain_layer(layer) for layer in layers))
     return 0
