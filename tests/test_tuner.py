@@ -3,11 +3,13 @@ sessions, and build() uses what it found."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from multiprocessing import get_context
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +239,103 @@ def test_tune_cli_rejects_bad_thread_counts(tmp_path, capsys):
 
     assert cli_main(["tune", "--threads", "1,0", "--db", str(tmp_path / "db.jsonl")]) == 2
     assert "1,0" in capsys.readouterr().err
+
+
+TINY_LAYER = '[[layer]]\nname = "a"\ninput_shape = [1, 8, 8, 4]\nout_channels = 8\n'
+
+UNGUARDED_SCRIPT = """
+import sepconv_codegen as sc
+
+layers = sc.load_spec("net.toml")
+print(sc.tune(layers, "llvm", database="db.jsonl", trials=1))
+"""
+
+
+def test_an_unguarded_script_is_refused_and_its_database_left_clean(tmp_path):
+    # Spawned workers re-import the script, whose unguarded tune() then cannot start a process:
+    # each worker dies before taking a candidate. That is no candidate's failure: recorded as one,
+    # it would be resumed as failed by every later session.
+    (tmp_path / "net.toml").write_text(TINY_LAYER)
+    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, check=False,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0, done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sepconv_codegen.spec.SpecError:") and "spawn" in last
+    assert 'under `if __name__ == "__main__":`' in last
+    assert not list(Database(tmp_path / "db.jsonl").records())
+
+
+def _tiny_spec(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text(TINY_LAYER)
+    return str(spec)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_tune_cli_refuses_a_timeout_that_is_not_a_positive_number(value, tmp_path, capsys):
+    from sepconv_codegen.cli import main as cli_main
+
+    db = tmp_path / "db.jsonl"
+    args = ["tune", _tiny_spec(tmp_path), "--trials", "1", "--db", str(db), f"--timeout={value}"]
+    assert cli_main(args) == 2
+    out, err = capsys.readouterr()
+    assert not out and not db.exists()
+    assert err.count("\n") == 1
+    assert f"--timeout must be a positive number of seconds, got {float(value)}" in err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -1.0])
+def test_runners_refuse_a_timeout_that_is_not_a_positive_number(value):
+    from sepconv_codegen.tuning.rpc import RPCRunner
+
+    words = f"^timeout must be a positive number of seconds, got {value}$"
+    with pytest.raises(sc.SpecError, match=words):
+        LocalRunner(timeout=value)
+    with pytest.raises(sc.SpecError, match=words):
+        RPCRunner("127.0.0.1", 9, "board", timeout=value)  # refused before it connects
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_rpc_runner_refuses_a_session_timeout_that_is_not_finite(value):
+    from sepconv_codegen.tuning.rpc import RPCRunner
+
+    with pytest.raises(sc.SpecError, match=f"session timeout must be 0 .*got {value}$"):
+        RPCRunner("127.0.0.1", 9, "board", session_timeout=value)
+
+
+class _MeasuresNothing:
+    """A runner for tests that must refuse before any candidate is measured."""
+
+    def measure(self, *args, **kwargs):
+        raise AssertionError("a candidate was measured")
+
+
+def _unwritable_databases(tmp_path):
+    """(path, what the error says) for databases that cannot be appended to, even by root."""
+    afile = tmp_path / "net.toml"
+    afile.write_text(TINY_LAYER)
+    (tmp_path / "folder").mkdir()
+    return [
+        (afile / "db.jsonl", f"cannot be written: {str(afile)!r} is a file, not a folder"),
+        (afile / "sub" / "db.jsonl", f"cannot be written: {str(afile)!r} is a file, not a folder"),
+        (tmp_path / "folder", "is a folder, not a database file (name a file in it"),
+        (Path("/proc/sepconv-tuning.jsonl"), "cannot be written: "),  # procfs takes no new files
+    ]
+
+
+def test_tune_refuses_a_database_it_cannot_write_before_any_work(tmp_path):
+    for path, words in _unwritable_databases(tmp_path):
+        with pytest.raises(sc.SpecError, match="^" + re.escape(f"database {str(path)!r} {words}")):
+            tune(NET.layers[0], "llvm", database=path, trials=1, runner=_MeasuresNothing())
+
+
+def test_tune_cli_refuses_a_database_it_cannot_write(tmp_path, capsys):
+    from sepconv_codegen.cli import main as cli_main
+
+    spec = str(tmp_path / "net.toml")
+    for path, words in _unwritable_databases(tmp_path):
+        assert cli_main(["tune", spec, "--trials", "1", "--db", str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert not out and err.count("\n") == 1 and f"--db {str(path)!r} {words}" in err

@@ -9,7 +9,8 @@ from ..bench.runner import parse_threads
 from ..builder import check_indexable
 from ..spec import SpecError
 from ..targets import resolve_target
-from ..tuning.measure import LocalRunner
+from ..tuning.database import check_writable
+from ..tuning.measure import LocalRunner, check_timeout
 from ..tuning.tuner import DEFAULT_TRIALS, TuneProgress, check_runs_here, tune
 from .common import add_spec_argument, add_target_argument, network_from_args
 
@@ -69,8 +70,7 @@ def _runner(args):
 def run(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise SpecError(f"--trials must be a positive integer, got {args.trials}")
-    if args.timeout <= 0:
-        raise SpecError(f"--timeout must be positive, got {args.timeout}")
+    check_timeout(args.timeout, "--timeout")  # nan or inf would fail every candidate
     if args.threads is not None:
         parse_threads(args.threads)  # a clear error before any work
     network = network_from_args(args)
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         check_runs_here(target)
     for layer in network:
         check_indexable(layer)
+    check_writable(args.db, "--db")  # not after the first trial
     runner = _runner(args)
     print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
     try:

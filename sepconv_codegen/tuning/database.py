@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from ..schedule.knobs import Knobs
 from ..spec import SpecError
 
-__all__ = ["Database", "Record", "versions"]
+__all__ = ["Database", "Record", "check_writable", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -27,6 +27,38 @@ def versions() -> dict[str, str]:
     from ..tvm_backend._tvm import tvm
 
     return {"sepconv_codegen": __version__, "tvm": str(tvm.__version__)}
+
+
+def check_writable(path: str | os.PathLike, name: str = "database") -> None:
+    """Refuse, before any work, a database that cannot be appended to; ``name`` is the argument
+    that gave it (``--db`` on the command line). Found at the first append instead, it would cost
+    the trial just measured and end the session with a traceback.
+
+    The file is opened the way `Database.append` opens it, so it is created (empty) if missing,
+    with its parent folders: the tuner is about to append to it anyway, and access() would not do
+    (root passes it where the file system still refuses, as in /sys). It is never removed again:
+    another tuner may be appending to it by then.
+    """
+    if not str(path).strip():
+        raise SpecError(f"{name} is empty: name the database file")
+    path = Path(path)
+    shown = f"{name} {str(path)!r}"
+    try:
+        if path.is_dir():
+            raise SpecError(f"{shown} is a folder, not a database file (name a file in it, such "
+                            f"as {str(path / 'tuning.jsonl')!r})")
+        if path.exists() and not path.is_file():
+            raise SpecError(f"{shown} is not a regular file")
+        for parent in path.parents:  # mkdir would say only "File exists" or "Not a directory"
+            if parent.exists():
+                if not parent.is_dir():
+                    raise SpecError(f"{shown} cannot be written: {str(parent)!r} is a file, "
+                                    "not a folder")
+                break
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as err:
+        raise SpecError(f"{shown} cannot be written: {err.strerror or type(err).__name__}") from None
 
 
 @dataclass(frozen=True)

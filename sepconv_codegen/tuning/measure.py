@@ -2,13 +2,16 @@
 candidate costs that candidate, never the session.
 
 `measure_candidate` runs in a worker process (see LocalRunner); it receives plain data and
-returns plain data.
+returns plain data. Workers are started with spawn, so each one re-imports the main script: a
+worker that dies before it has answered `start_pool`'s handshake could not start, which is the
+tuner's problem (usually an unguarded script), never the candidate's.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import statistics
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -17,10 +20,18 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..schedule.knobs import Knobs
-from ..spec import SeparableConv2D
+from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 
-__all__ = ["LocalRunner", "Measurement", "measure_candidate"]
+__all__ = ["LocalRunner", "Measurement", "check_timeout", "kill_pool", "measure_candidate",
+           "start_pool"]
+
+WORKER_STARTUP = 120.0  # seconds a new worker may take to start, re-import the script and TVM
+
+WORKER_DIED = (
+    "the tuner's worker process exited before it was given a candidate (its own error is on "
+    "stderr): workers are started with spawn and re-import the main script, so a script must call "
+    "sc.tune under `if __name__ == \"__main__\":`")
 
 
 @dataclass(frozen=True)
@@ -81,32 +92,88 @@ def measure_candidate(layer_data: dict, target: Target, knobs_data: dict, repeat
         return {"error": "".join(lines).strip().splitlines()[-1][:500]}
 
 
+def check_timeout(timeout, name: str = "timeout") -> float:
+    """A timeout is a finite positive number of seconds: with nan or inf every candidate would
+    be recorded as timed out (nan) or a hung one would hang the session (inf)."""
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout) or timeout <= 0):
+        raise SpecError(f"{name} must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def worker_ready() -> int:
+    """The handshake a new worker answers before it is given any candidate. It imports TVM too,
+    so that the first candidate's timeout does not pay for that."""
+    from ..tvm_backend import _tvm  # noqa: F401
+
+    return os.getpid()
+
+
+def start_pool(workers: int = 1) -> ProcessPoolExecutor:
+    """A spawn pool whose first worker has answered the handshake.
+
+    A worker that dies before answering never ran a candidate, so blaming the next candidate would
+    record a sound one as failed, in a database every rerun trusts: raise instead. The usual cause
+    is a script that calls tune() unguarded: the worker's re-import calls it again, and
+    multiprocessing refuses to start a process while bootstrapping. Pool workers all start the
+    same way, so one handshake speaks for them all.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pool.submit(worker_ready).result(timeout=WORKER_STARTUP)
+    except BrokenProcessPool:
+        kill_pool(pool)
+        raise SpecError(WORKER_DIED) from None
+    except FutureTimeout:
+        kill_pool(pool)
+        raise SpecError(f"the tuner's worker process did not start within {WORKER_STARTUP:g} s: "
+                        "does the main script do slow work when imported? Workers are started "
+                        "with spawn and re-import it; keep that work under "
+                        "`if __name__ == \"__main__\":`") from None
+    except BaseException:
+        kill_pool(pool)
+        raise
+    return pool
+
+
+def kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers now (a hung or broken one would not shut down cleanly)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 class LocalRunner:
     """Measures candidates on this machine, one at a time, in a worker process.
 
     One worker at a time so that candidates never compete for cores while being timed. A worker
     that crashes or runs past ``timeout`` seconds is killed and replaced; the candidate is
-    recorded as failed.
+    recorded as failed. A worker that cannot start raises a SpecError (see `start_pool`).
     """
 
     def __init__(self, timeout: float = 120.0, threads: int | tuple[int, ...] | None = None,
                  measure=measure_candidate) -> None:
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self.threads = threads
         self._measure = measure  # a picklable function with measure_candidate's signature
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = start_pool(1)
         return self._pool
 
     def _discard(self) -> None:
         if self._pool is not None:
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.kill()
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            kill_pool(self._pool)
             self._pool = None
+
+    def _submit(self, *arguments):
+        try:
+            return self._executor().submit(self._measure, *arguments)
+        except BrokenProcessPool:  # the worker died while idle: not this candidate's doing
+            self._discard()
+            return self._executor().submit(self._measure, *arguments)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -117,8 +184,8 @@ class LocalRunner:
                 check: bool = False):
         """Yield one Measurement per candidate, in order, as each finishes."""
         for knobs in candidates:
-            future = self._executor().submit(self._measure, layer.to_dict(), target,
-                                             knobs.to_dict(), repeat, check, self.threads)
+            future = self._submit(layer.to_dict(), target, knobs.to_dict(), repeat, check,
+                                  self.threads)
             try:
                 data = future.result(timeout=self.timeout)
             except FutureTimeout:

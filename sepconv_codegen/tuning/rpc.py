@@ -20,6 +20,7 @@ an SSH tunnel (README, "Tuning on your board").
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import shutil
@@ -32,7 +33,7 @@ from typing import Self
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
-from .measure import Measurement
+from .measure import Measurement, check_timeout
 from .rpc_build import Builds
 from .rpc_session import (NO_ADDRESS, DeviceSession, Job, build_candidate, request_session,
                           tracker_call)
@@ -382,10 +383,10 @@ def _check_settings(key, timeout, session_timeout, max_devices, connect_timeout,
     if not isinstance(key, str) or not key.strip():
         raise SpecError(f"the RPC device key must be a non-empty string, got {key!r}")
     for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise SpecError(f"{name} must be a positive number of seconds, got {value!r}")
+        check_timeout(value, name)
     if (isinstance(session_timeout, bool) or not isinstance(session_timeout, (int, float))
-            or session_timeout < 0 or 0 < session_timeout <= timeout):
+            or not math.isfinite(session_timeout) or session_timeout < 0
+            or 0 < session_timeout <= timeout):
         raise SpecError(f"the session timeout must be 0 (no limit) or more than the timeout "
                         f"({timeout:g} s), got {session_timeout!r}")
     for name, value in (("max_devices", max_devices), ("build_workers", build_workers)):

@@ -8,7 +8,6 @@ life, so re-timing the leaders compiles nothing again.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import tempfile
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..naming import kernel_name
+from .measure import kill_pool, start_pool
 from .rpc_session import Job, build_candidate
 
 __all__ = ["WORKER_STARTUP", "Builds"]
@@ -105,8 +105,8 @@ class Builds:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+            # A worker that cannot start raises here rather than failing the builds it is given.
+            self._pool = start_pool(self.workers)
             self._pool_started = False
         return self._pool
 
@@ -114,8 +114,5 @@ class Builds:
         """Kill ``pool``'s workers; a pool already replaced is left alone."""
         if pool is None or pool is not self._pool:
             return
-        processes = getattr(pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        kill_pool(pool)
         self._pool = None

@@ -19,7 +19,7 @@ from ..builder import check_indexable
 from ..schedule.knobs import Knobs
 from ..spec import Network, SeparableConv2D, SpecError
 from ..targets import Target, resolve_target
-from .database import Database, Record, versions
+from .database import Database, Record, check_writable, versions
 from .measure import LocalRunner, Measurement
 
 __all__ = ["LayerResult", "TuneProgress", "tune"]
@@ -72,7 +72,11 @@ def tune(
     runner=None,
     progress: Callable[[TuneProgress], None] | None = None,
 ) -> list[LayerResult]:
-    """Tune every layer; returns per-layer results. The database holds every trial."""
+    """Tune every layer; returns per-layer results. The database holds every trial.
+
+    Candidates are measured in worker processes started with spawn, which re-import the main
+    script: a script calls this under ``if __name__ == "__main__":`` (else a SpecError says so).
+    """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise SpecError(f"trials must be a positive integer, got {trials!r}")
     layers = [network] if isinstance(network, SeparableConv2D) else list(network)
@@ -81,6 +85,7 @@ def tune(
         check_runs_here(target)
     for layer in layers:
         check_indexable(layer)  # every candidate would fail to compile
+    check_writable(database.path if isinstance(database, Database) else database, "database")
     db = database if isinstance(database, Database) else Database(database)
     owns_runner = runner is None
     runner = runner or LocalRunner()
