@@ -339,3 +339,14 @@ def test_tune_cli_refuses_a_database_it_cannot_write(tmp_path, capsys):
         assert cli_main(["tune", spec, "--trials", "1", "--db", str(path)]) == 2
         out, err = capsys.readouterr()
         assert not out and err.count("\n") == 1 and f"--db {str(path)!r} {words}" in err
+
+
+def test_the_database_check_leaves_no_file_behind(tmp_path):
+    from sepconv_codegen.tuning.database import check_writable
+
+    path = tmp_path / "new" / "tuning.jsonl"
+    check_writable(path, "--db")  # a run refused after this check must not leave an empty database
+    assert path.parent.is_dir() and list(path.parent.iterdir()) == []
+    path.write_text("")
+    check_writable(path, "--db")
+    assert path.read_text() == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +35,10 @@ def check_writable(path: str | os.PathLike, name: str = "database") -> None:
     that gave it (``--db`` on the command line). Found at the first append instead, it would cost
     the trial just measured and end the session with a traceback.
 
-    The file is opened the way `Database.append` opens it, so it is created (empty) if missing,
-    with its parent folders: the tuner is about to append to it anyway, and access() would not do
-    (root passes it where the file system still refuses, as in /sys). It is never removed again:
-    another tuner may be appending to it by then.
+    An existing file is opened the way `Database.append` opens it; for a missing one, its parent
+    folders are made and a temporary file is created and removed beside it, so that a run refused
+    later for another reason leaves no empty database behind. access() would not do: root passes
+    it where the file system still refuses, as in /sys.
     """
     if not str(path).strip():
         raise SpecError(f"{name} is empty: name the database file")
@@ -56,7 +57,11 @@ def check_writable(path: str | os.PathLike, name: str = "database") -> None:
                                     "not a folder")
                 break
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        if path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        else:
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+                pass
     except OSError as err:
         raise SpecError(f"{shown} cannot be written: {err.strerror or type(err).__name__}") from None
 
