@@ -7,6 +7,9 @@ never a crash inside the kernel.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -14,7 +17,52 @@ import numpy as np
 from .schedule.knobs import Knobs
 from .spec import SeparableConv2D, SpecError
 
-__all__ = ["Kernel", "check_arguments"]
+__all__ = ["Kernel", "check_arguments", "output_file", "output_folder"]
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot take new files (creating it if need be), or None when it can."""
+    if folder.exists() and not folder.is_dir():
+        return f"{str(folder)!r} is a file, not a folder"
+    for parent in folder.parents:  # mkdir would say only "Not a directory"
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{str(parent)!r} is a file, not a folder"
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # root passes access(), yet /proc takes no files
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
+def output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` as a folder that exists and takes new files, created if need be; else a SpecError
+    naming ``what`` (the option or argument) and the path. Called before any work: a path that
+    cannot be written must not cost a compile first."""
+    if not str(path).strip():
+        raise SpecError(f"{what} is empty: name a folder to write into")
+    folder = Path(path)
+    problem = _folder_problem(folder)
+    if problem is not None:
+        raise SpecError(f"{what} {str(folder)!r} cannot be written: {problem}")
+    return folder
+
+
+def output_file(path: str | os.PathLike, what: str = "path") -> Path:
+    """``path`` as a file that can be written (its folder created if need be); else a SpecError
+    naming ``what`` and the path."""
+    if not str(path).strip():
+        raise SpecError(f"{what} is empty: name a file to write")
+    file = Path(path)
+    if file.is_dir():
+        raise SpecError(f"{what} {str(file)!r} is a folder, not a file (name a file in it)")
+    problem = _folder_problem(file.parent)
+    if problem is not None:
+        raise SpecError(f"{what} {str(file)!r} cannot be written: {problem}")
+    return file
 
 
 def _shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:

@@ -12,6 +12,7 @@ or a raw TVM target JSON (a string starting with "{", or a dict).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import json
@@ -251,8 +252,10 @@ def resolve_target(target: str | dict | Target) -> Target:
 def _from_json(data: Any, given: Any) -> Target:
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise _unknown(given, 'is not a TVM target JSON object with a "kind"')
-    _check_with_tvm(data, given)
     base = _base_for(data, given)
+    if data["kind"] == "llvm":
+        _check_mcpu(data, given)  # first: parsing a target, TVM logs a bad mcpu and goes on
+    _check_with_tvm(data, given)
     custom = replace(
         base, name="custom", description=f"custom: {json.dumps(data)}", tvm=dict(data), aliases=()
     )
@@ -304,3 +307,41 @@ def _check_with_tvm(data: dict[str, Any], given: Any) -> None:
     except (ValueError, RuntimeError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise _unknown(given, f"is rejected by TVM: {first}") from None
+
+
+@functools.cache
+def _llvm_cpus(triple: str) -> frozenset[str]:
+    """The CPU names LLVM knows for a triple ('' for this machine's); a few ms, once per triple."""
+    from .tvm_backend._tvm import tvm
+
+    tvm_json = {"kind": "llvm", **({"mtriple": triple} if triple else {})}
+    try:
+        names = tvm.target.codegen.llvm_get_cpu_archlist(tvm.target.Target(tvm_json))
+    except (ValueError, RuntimeError, TypeError):  # an LLVM built without this architecture
+        return frozenset()
+    return frozenset(str(name) for name in names)
+
+
+def _check_mcpu(data: dict[str, Any], given: Any) -> None:
+    """An mcpu LLVM does not know for the triple is refused: LLVM would only log a line and build
+    generic code (128-bit SSE on x86), which runs, and slowly."""
+    mcpu = data.get("mcpu")
+    if not isinstance(mcpu, str):
+        return  # absent, or a type TVM's own check refuses
+    triple = str(data.get("mtriple", ""))
+    known = _llvm_cpus(triple)
+    if not known or mcpu in known:  # an LLVM that lists no CPUs for the triple cannot tell
+        return
+    where = f"mtriple {triple!r}" if triple else "this machine's triple (the JSON has no mtriple)"
+    if mcpu == "native":
+        hint = "; for this machine's CPU use target 'llvm'"
+    elif not triple and not _ON_AARCH64 and mcpu in _llvm_cpus("aarch64-linux-gnu"):
+        hint = '; it is an AArch64 CPU: add "mtriple": "aarch64-linux-gnu"' + (
+            f" (or use target {mcpu!r})" if mcpu in _PRESETS else "")
+    elif triple.startswith(("aarch64", "arm64")) and mcpu in _llvm_cpus("x86_64-linux-gnu"):
+        hint = '; it is an x86 CPU: drop the aarch64 "mtriple"'
+    else:
+        close = difflib.get_close_matches(mcpu, sorted(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise SpecError(f"target {given!r} has mcpu {mcpu!r}, which LLVM does not know for "
+                    f"{where}{hint}")

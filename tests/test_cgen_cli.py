@@ -119,3 +119,42 @@ def test_weights_for_an_unknown_layer_fail(spec, tmp_path):
 def test_c_knobs_rejects_a_non_mapping():
     with pytest.raises(SpecError, match="mapping"):
         c_knobs(mobilenet_v1().layers[0], ["fused"])
+
+
+def test_weights_that_are_not_an_npz_archive_are_named(spec, tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros(3, np.float32))
+    (tmp_path / "wdir").mkdir()
+    for weights, says in (
+        ("w.npy", "is not a .npz archive but a single array (.npy)"),
+        ("wdir", "is a folder, not a .npz archive"),
+    ):
+        done = emit(str(spec), "-o", str(tmp_path / "c"), "--weights", str(tmp_path / weights))
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(
+            f"sepconv-codegen emit: error: weights file {str(tmp_path / weights)!r} {says}")
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_layer_the_c_cannot_address_is_refused_before_any_file(tmp_path):
+    # Its header's size macros would be no C integer constant at all.
+    spec = tmp_path / "big.toml"
+    spec.write_text(
+        'name = "big"\n[[layer]]\nname = "ok"\ninput_shape = [1, 8, 8, 4]\nout_channels = 4\n'
+        '[[layer]]\nname = "huge"\nout_channels = 99999999999999999\n'
+    )
+    done = emit(str(spec), "-o", str(tmp_path / "c"))
+    assert done.returncode == 2, done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert "layer 'huge': its output (1, 8, 8, 99999999999999999) takes" in line
+    assert not (tmp_path / "c").exists() and done.stdout == ""
+
+
+def test_the_python_c_paths_refuse_it_too(tmp_path):
+    from sepconv_codegen import SeparableConv2D, build, emit_c
+
+    huge = SeparableConv2D(name="huge", input_shape=(1, 8, 8, 99999999999999999), out_channels=4)
+    for make in (lambda: emit_c(huge, tmp_path / "c"), lambda: build(huge, "c")):
+        with pytest.raises(SpecError, match=r"layer 'huge': its input .* bytes, more than"):
+            make()
+    assert not (tmp_path / "c").exists()

@@ -110,3 +110,81 @@ def test_python_build_refuses_a_layer_beyond_32_bit_indexing():
     wide = SeparableConv2D(name="wide", input_shape=(1, 64, 64, 8), out_channels=2**20)
     with pytest.raises(SpecError, match=r"'wide': its output \(1, 64, 64, 1048576\)"):
         build(wide)
+
+
+@pytest.mark.parametrize(
+    "output, says",
+    [
+        ("", "-o is empty"),
+        ("spec.toml/sub", "-o 'spec.toml/sub' cannot be written: 'spec.toml' is a file"),
+        ("/proc/sepconv_out", "-o '/proc/sepconv_out' cannot be written"),
+    ],
+)
+@pytest.mark.parametrize("command", ["build", "emit"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(
+        command, output, says, tmp_path):
+    (tmp_path / "spec.toml").write_text(SPEC)
+    done = cli(command, "spec.toml", "-o", output, cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"sepconv-codegen {command}: error: {says}" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not done.stdout.strip() and sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+def test_folders_given_for_files_are_called_folders(tmp_path):
+    (tmp_path / "db").mkdir()
+    done = cli("build", str(tmp_path / "db"), cwd=tmp_path)
+    assert done.returncode == 2 and "is a folder, not a .toml or .json spec" in done.stderr
+    done = cli("build", "--database", "db", cwd=tmp_path)
+    assert done.returncode == 2 and "--database 'db' is a folder" in done.stderr
+
+
+def test_a_database_that_is_not_json_lines_is_refused(spec, tmp_path):
+    # A spec given as the database would leave every layer on the default schedule, silently.
+    done = cli("build", str(spec), "--database", str(spec), "-o", str(tmp_path / "o"))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"--database {str(spec)!r} is not a tuning database: line 2 is not a JSON record" \
+        in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    # A killed tuner's torn lines among records, or a file with none yet, are a database.
+    from sepconv_codegen.tuning.records import check_database
+
+    db = tmp_path / "t.jsonl"
+    db.write_text('{"workl\n{"workload": "w", "status": "ok"}\n{"torn')
+    check_database(db)
+    db.write_text("")
+    check_database(db)
+
+
+def test_build_target_c_builds_checks_and_exports_the_c_kernels(spec, tmp_path):
+    import numpy as np
+
+    import sepconv_codegen as sc
+    from tests.conftest import assert_matches_reference, random_arrays
+
+    out = tmp_path / "out"
+    done = cli("build", str(spec), "--target", "c", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("target: standalone C") and "total" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == "c"
+    for entry in manifest["layers"]:
+        assert entry["max_rel_error"] < 1e-5 and entry["schedule"] == "default (C)"
+        stem = entry["kernel"]
+        assert set(entry["files"]["all"]) == {f"{stem}.so", f"{stem}.c", f"{stem}.h"}
+        kernel = sc.load(out / entry["files"]["library"])  # the C library loads like a TVM one
+        assert kernel.name == stem and kernel.layer.to_dict() == entry["spec"]
+        arrays = random_arrays(kernel.layer)
+        bias = arrays[3] if kernel.layer.bias else None
+        assert_matches_reference(kernel.layer, kernel(*arrays[:3], bias=bias), arrays)
+        assert np.isfinite(kernel(*arrays[:3], bias=bias)).all()
+
+
+def test_build_target_c_refuses_what_the_c_backend_cannot_build(tmp_path):
+    f16 = tmp_path / "f16.toml"
+    f16.write_text('[[layer]]\nname = "h"\ninput_shape = [1, 8, 8, 4]\ndtype = "float16"\n')
+    done = cli("build", str(f16), "--target", "c", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 2 and "float32 kernels only" in done.stderr
+    done = cli("build", str(f16), "--target", "c", "--database", "x.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "--database holds TVM schedules" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f16.toml"]

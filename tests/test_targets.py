@@ -106,6 +106,44 @@ def test_unknown_or_malformed_targets_name_themselves_and_list_the_known(bad, sa
     assert "cortex-a53" in message and "cuda-sm90" in message and "llvm" in message
 
 
+@pytest.mark.skipif(not ON_X86, reason="the CPU names checked here are x86 and AArch64 ones")
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        # LLVM would log a line and build generic 128-bit code, which runs, slowly.
+        ('{"kind": "llvm", "mcpu": "skylake-avx51"}', "did you mean 'skylake-avx512'"),
+        ('{"kind": "llvm", "mcpu": "cortex-a72"}',
+         'it is an AArch64 CPU: add "mtriple": "aarch64-linux-gnu" (or use target \'cortex-a72\')'),
+        ('{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-z99"}',
+         "for mtriple 'aarch64-linux-gnu'"),
+        ('{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "znver3"}', "it is an x86 CPU"),
+        ({"kind": "llvm", "mcpu": "native"}, "for this machine's CPU use target 'llvm'"),
+    ],
+)
+def test_an_mcpu_llvm_does_not_know_for_the_triple_is_refused(bad, says):
+    with pytest.raises(SpecError) as err:
+        resolve_target(bad)
+    message = str(err.value)
+    mcpu = (json.loads(bad) if isinstance(bad, str) else bad)["mcpu"]
+    assert f"has mcpu {mcpu!r}, which LLVM does not know" in message and says in message
+    assert len(message.splitlines()) == 1
+
+
+def test_the_cpu_names_llvm_knows_are_read_once_per_triple():
+    from sepconv_codegen.targets import _llvm_cpus
+
+    _llvm_cpus.cache_clear()
+    for _ in range(3):
+        resolve_target({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a55"})
+    assert _llvm_cpus.cache_info().misses == 1 and "cortex-a55" in _llvm_cpus("aarch64-linux-gnu")
+
+
+def test_a_mistyped_mcpu_fails_the_build_command(capsys):
+    assert main(["build", "--target", '{"kind":"llvm","mcpu":"skylake-avx51"}']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mcpu 'skylake-avx51'" in err
+
+
 def test_targets_command_prints_a_table(capsys):
     assert main(["targets"]) == 0
     out = capsys.readouterr().out
@@ -115,6 +153,7 @@ def test_targets_command_prints_a_table(capsys):
     for name in (*AARCH64_NAMES, *CUDA_NAMES, "llvm"):
         assert any(line.split()[0].rstrip(",") == name for line in out.splitlines()[2:] if line)
     assert '{"kind":"cuda","arch":"sm_90"}' in out
+    assert "`build --target c`" in out  # what 'c' is, and where it is accepted
     line = next(li for li in out.splitlines() if li.startswith("cortex-a53 "))
     assert "128" in line and ("no (qemu-aarch64)" in line if ON_X86 else "yes" in line)
 

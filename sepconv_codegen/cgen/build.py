@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..kernel import Kernel
+from ..kernel import Kernel, output_file, output_folder
 from ..kernel import _aligned_empty as aligned_empty
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
+from ..tvm_backend import elfmeta
 from .emit import EmittedKernel, emit_c
-from .plan import make_plan
+from .plan import KernelPlan, make_plan
 from .toolchains import compile_c
 
-__all__ = ["CKernel", "build_c", "cache_dir", "compile_library"]
+__all__ = [
+    "CKernel",
+    "build_c",
+    "cache_dir",
+    "check_compiler",
+    "compile_library",
+    "load_c_library",
+]
 
 DEFAULT_CFLAGS = ("-O3", "-march=native")
 
@@ -38,12 +48,17 @@ def cache_dir() -> Path:
     return Path(xdg) / "sepconv_codegen" / "c"
 
 
+def check_compiler(cc: str = "gcc") -> None:
+    """The C compiler must be installed: a SpecError saying how, before any work."""
+    if shutil.which(cc) is None:
+        raise SpecError(f"C compiler {cc!r} was not found (install one, e.g. apt-get install gcc)")
+
+
 def compile_library(
     emitted: EmittedKernel, cc: str = "gcc", cflags: Sequence[str] = DEFAULT_CFLAGS
 ) -> Path:
     """The shared library of an emitted (unbaked) kernel, compiled unless already there."""
-    if shutil.which(cc) is None:
-        raise SpecError(f"C compiler {cc!r} was not found (install one, e.g. apt-get install gcc)")
+    check_compiler(cc)
     if isinstance(cflags, str) or not all(isinstance(flag, str) for flag in cflags):
         raise SpecError(f"cflags must be a sequence of strings, got {cflags!r}")
     key = "\0".join([cc, *cflags, emitted.header.read_text(), emitted.source.read_text()])
@@ -62,17 +77,32 @@ class CKernel(Kernel):
     """A C kernel loaded from its shared library; owns one scratch buffer: one call at a time."""
 
     def __init__(
-        self, layer: SeparableConv2D, emitted: EmittedKernel, library: Path, schedule_source: str
+        self,
+        layer: SeparableConv2D,
+        emitted: EmittedKernel | None,
+        library: Path,
+        schedule_source: str,
+        *,
+        plan: KernelPlan | None = None,
+        compiler: tuple[str, tuple[str, ...]] = ("gcc", DEFAULT_CFLAGS),
     ):
-        super().__init__(layer, emitted.function, "c", emitted.knobs, schedule_source)
+        plan = emitted.plan if emitted is not None else plan
+        super().__init__(layer, plan.function, "c", plan.knobs, schedule_source)
         self.library = library
-        self._dll = ctypes.CDLL(str(library))
-        function = getattr(self._dll, emitted.function)
+        self._emitted = emitted  # None for a kernel loaded from an export: its source is not here
+        self._compiler = compiler
+        try:
+            self._dll = ctypes.CDLL(str(library))
+            function = getattr(self._dll, plan.function)
+        except (OSError, AttributeError) as err:  # another CPU's library, or a stripped one
+            raise SpecError(
+                f"C kernel library {str(library)!r} cannot be loaded here: {err}"
+            ) from None
         function.argtypes = [ctypes.c_void_p] * 6
         function.restype = ctypes.c_int
         self._function = function
         # 64-byte aligned: the kernel needs float alignment only, but whole cache lines help.
-        self._scratch = aligned_empty((emitted.scratch_bytes // 4,), "float32")
+        self._scratch = aligned_empty((plan.scratch_bytes // 4,), "float32")
 
     def _pointers(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple:
         bias = arrays[3].ctypes.data if self.layer.bias else None
@@ -96,12 +126,45 @@ class CKernel(Kernel):
     def _bind(self, arrays: list[np.ndarray], out: np.ndarray) -> Callable[[], np.ndarray]:
         return _BoundCall(self, arrays, out)
 
+    def metadata(self) -> dict:
+        """The base metadata, and the compiler and flags (-march=native code runs on this CPU)."""
+        cc, cflags = self._compiler
+        return {**super().metadata(), "cc": cc, "cflags": list(cflags)}
+
     def export(self, path: str | os.PathLike) -> Path:
-        """Copy the shared library to ``path`` (the C function is NAME, see the .h beside it)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.library, path)
+        """Write a shared library with the kernel's spec inside, which :func:`sepconv_codegen.load`
+        reads back with no compiler (the C function is NAME, declared in the NAME.h `emit`
+        writes). The library is the kernel's source and its spec, compiled as when it was built."""
+        path = output_file(path, "export path")
+        if self._emitted is None:  # loaded from an export: the library already holds the spec
+            if Path(self.library).resolve() != path.resolve():
+                shutil.copyfile(self.library, path)
+            return path
+        if not self._emitted.source.is_file():
+            raise SpecError(f"the source of C kernel {self.name} is gone from the cache "
+                            f"({str(self._emitted.source)!r}): build it again to export it")
+        meta = json.dumps(self.metadata(), sort_keys=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            addon = Path(tmp) / "sepconv_meta.c"
+            addon.write_text(elfmeta.c_source(elfmeta.META_SECTION, meta))
+            partial = Path(tmp) / "kernel.so"
+            cc, cflags = self._compiler
+            compile_c(cc, [*cflags, "-std=c99", "-shared", "-fPIC", "-o", str(partial),
+                           str(self._emitted.source), str(addon)])
+            shutil.copyfile(partial, path)
         return path
+
+
+def load_c_library(path: Path, layer: SeparableConv2D, name: str, knobs: Knobs | None,
+                   schedule_source: str, compiler: tuple[str, tuple[str, ...]] | None = None
+                   ) -> CKernel:
+    """A C kernel from a library its export wrote, by the spec, knobs and compiler stored in it."""
+    plan = make_plan(layer, knobs)
+    if plan.function != name:  # the stored knobs do not give the stored function: not ours
+        raise SpecError(f"{str(path)!r} holds C kernel {name}, but its stored spec and knobs "
+                        f"describe {plan.function}")
+    return CKernel(layer, None, path, schedule_source, plan=plan,
+                   compiler=compiler or ("gcc", DEFAULT_CFLAGS))
 
 
 class _BoundCall:
@@ -125,6 +188,8 @@ def build_c(
 ) -> CKernel:
     """Emit the layer's C kernel, compile it (``cc cflags``) into a cached library, load it."""
     plan = make_plan(layer, knobs)
-    emitted = emit_c(layer, cache_dir() / plan.function, knobs=plan.knobs)
+    folder = output_folder(cache_dir() / plan.function, "the C kernel cache (SEPCONV_CODEGEN_CACHE)")
+    emitted = emit_c(layer, folder, knobs=plan.knobs)
     library = compile_library(emitted, cc, cflags)
-    return CKernel(layer, emitted, library, "given" if knobs is not None else "default (C)")
+    return CKernel(layer, emitted, library, "given" if knobs is not None else "default (C)",
+                   compiler=(cc, tuple(cflags)))

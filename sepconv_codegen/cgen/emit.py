@@ -19,8 +19,9 @@ from typing import Any
 import jinja2
 
 from .._resources import templates_dir
+from ..kernel import output_folder
 from ..schedule.knobs import Knobs
-from ..spec import SeparableConv2D, SpecError
+from ..spec import SeparableConv2D
 from .measure import describe
 from .plan import KernelPlan, make_plan
 from .weights import bake, load_weights
@@ -144,10 +145,7 @@ def emit_c(
         arrays = load_weights(layer, weights)
         plan = replace(plan, function=f"{plan.function}_w{weights_digest(arrays)}")
         baked = bake(arrays)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"output {str(out)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir, "out_dir")
     context = {
         "fn": plan.function,
         "layer": layer,

@@ -31,12 +31,16 @@ __all__ = [
     "IntrinsicPath",
     "KernelPlan",
     "c_knobs",
+    "check_c_sizes",
     "default_c_knobs",
     "make_plan",
     "peak_ram_bytes",
 ]
 
 FLOAT_BYTES = 4
+# The emitted C indexes with size_t and offsets pointers with ptrdiff_t: an array of more bytes
+# than a 64-bit ptrdiff_t holds has no valid C (its size macro is no integer constant at all).
+MAX_ARRAY_BYTES = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,7 @@ def make_plan(layer: SeparableConv2D, knobs: Knobs | None = None) -> KernelPlan:
     intermediate_pixels = tile_h * tile_w if knobs.fused else n * oh * ow
     full_channels = out_channels - out_channels % knobs.oc
     packs_panel = knobs.order == "channels_outer" and full_channels > 0
-    return KernelPlan(
+    plan = KernelPlan(
         function=kernel_name(layer, "c", knobs),
         layer=layer,
         knobs=knobs,
@@ -299,6 +303,27 @@ def make_plan(layer: SeparableConv2D, knobs: Knobs | None = None) -> KernelPlan:
         panel_floats=layer.depthwise_channels * knobs.oc if packs_panel else 0,
         intermediate_floats=intermediate_pixels * layer.depthwise_channels,
     )
+    check_c_sizes(plan)
+    return plan
+
+
+def check_c_sizes(plan: KernelPlan) -> None:
+    """Refuse a plan whose arrays (tensors or scratch) hold more bytes than the emitted C can
+    address, naming the layer and the array, before anything is written."""
+    layer = plan.layer
+    for what, shape in (
+        ("input", layer.input_shape),
+        ("depthwise filter", layer.depthwise_filter_shape),
+        ("pointwise filter", layer.pointwise_filter_shape),
+        ("output", layer.output_shape),
+        ("scratch", (plan.scratch_floats,)),
+    ):
+        size = math.prod(shape) * FLOAT_BYTES
+        if size > MAX_ARRAY_BYTES:
+            raise SpecError(
+                f"layer {layer.name!r}: its {what} {tuple(shape)} takes {size} bytes, more than "
+                f"the {MAX_ARRAY_BYTES} a C pointer offset (64-bit ptrdiff_t) reaches"
+            )
 
 
 def peak_ram_bytes(plan: KernelPlan) -> dict[str, int]:

@@ -53,12 +53,25 @@ def weight_shapes(layer: SeparableConv2D) -> dict[str, tuple[int, ...]]:
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of a .npz archive by key; a missing or unreadable file is a SpecError."""
+    if path.is_dir():
+        raise SpecError(f"weights file {str(path)!r} is a folder, not a .npz archive")
     if not path.is_file():
         raise SpecError(f"weights file {str(path)!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise SpecError(
+            f"weights file {str(path)!r} is not a readable .npz archive: {err}"
+        ) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, with no names
+        raise SpecError(
+            f"weights file {str(path)!r} is not a .npz archive but a single array (.npy); "
+            "save the named tensors with np.savez"
+        )
+    try:
+        with loaded as archive:
             return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise SpecError(
             f"weights file {str(path)!r} is not a readable .npz archive: {err}"
         ) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..builder import build, check_indexable
 from ..check import check_kernel, time_kernel
+from ..kernel import output_folder
 from ..spec import SpecError
 from ..targets import resolve_target
 from ..tuning.records import check_database
@@ -18,10 +19,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "build", help="compile kernels for every layer of a spec (default: MobileNetV1's blocks)",
         description="Compile every layer, check it against the numpy reference on random data, time "
-                    "it, and write the libraries and a manifest.json into the output folder.",
+                    "it, and write the libraries and a manifest.json into the output folder. "
+                    "--target c compiles the standalone C (what `emit` writes) with gcc for this "
+                    "machine instead; its libraries load with sepconv_codegen.load too.",
     )
     add_spec_argument(parser)
-    add_target_argument(parser)
+    add_target_argument(parser, extra="; 'c': the standalone C, compiled for this machine")
     parser.add_argument("-o", "--output", default="build", help="output folder (default: ./build)")
     parser.add_argument("--database", default=None,
                         help="a tuning database (JSON lines) to take schedules from")
@@ -40,24 +43,41 @@ def _write_c(layer, out_dir: Path) -> dict | None:
     return c_manifest_entry(layer, out_dir)
 
 
+def _c_backend(network) -> str:
+    """Checks for --target c before any work; returns the description `build` prints."""
+    from ..cgen.build import DEFAULT_CFLAGS, check_compiler
+    from ..cgen.plan import make_plan
+
+    check_compiler("gcc")
+    for layer in network:  # float32 only, and arrays the C addresses
+        make_plan(layer)
+    return f"standalone C, compiled for this machine (gcc {' '.join(DEFAULT_CFLAGS)})"
+
+
 def run(args: argparse.Namespace) -> int:
     network = network_from_args(args)
-    target = resolve_target(args.target)
-    if args.database is not None:
-        check_database(args.database)
-    for layer in network:
-        check_indexable(layer)  # before any output: a layer TVM cannot index is refused whole
-    out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SpecError(f"output {str(out_dir)!r} exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"target: {target.description}")
+    c_backend = args.target.strip() == "c"
+    if c_backend:
+        if args.database is not None:
+            raise SpecError("--database holds TVM schedules: --target c builds the C kernels with "
+                            "their own default knobs")
+        target, description = None, _c_backend(network)
+        runs_here, manifest_target = True, "c"
+    else:
+        target = resolve_target(args.target)
+        if args.database is not None:
+            check_database(args.database, "--database")
+        for layer in network:
+            check_indexable(layer)  # before any output: a layer TVM cannot index is refused whole
+        description, runs_here, manifest_target = target.description, target.runs_here, target.tvm
+    out_dir = output_folder(args.output, "-o")
+    print(f"target: {description}")
     header = f"{'layer':<10} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
     print(header)
     print("-" * len(header))
     entries, total_ms, failed = [], 0.0, []
     for layer in network:
-        kernel = build(layer, target, database=args.database)
+        kernel = build(layer, "c") if c_backend else build(layer, target, database=args.database)
         library = kernel.export(out_dir / f"{kernel.name}.so")
         entry = {
             "layer": layer.name,
@@ -73,10 +93,9 @@ def run(args: argparse.Namespace) -> int:
             "macs": layer.macs,
             "schedule": kernel.schedule_source,
             "knobs": kernel.knobs.to_dict() if kernel.knobs else None,
-            "files": {"library": library.name,
-                      "all": sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))},
+            "files": {"library": library.name},
         }
-        if target.runs_here:
+        if runs_here:
             result = check_kernel(kernel)
             seconds = time_kernel(kernel)
             total_ms += seconds * 1e3
@@ -87,17 +106,20 @@ def run(args: argparse.Namespace) -> int:
             timing = f"{seconds * 1e3:>9.3f} {layer.flops / seconds / 1e9:>8.1f} {result.max_abs_error:>9.2e}"
         else:
             timing = f"{'-':>9} {'-':>8} {'-':>9}"
-        if not args.no_c and layer.dtype == "float32" and target.family == "cpu":
+        # The C sources: beside a CPU library for firmware; with --target c, the library's own
+        # source and header (the same knobs, so the same NAME.c and NAME.h).
+        if not args.no_c and layer.dtype == "float32" and (c_backend or target.family == "cpu"):
             c_entry = _write_c(layer, out_dir)
             if c_entry is not None:
                 entry["c"] = c_entry
+        entry["files"]["all"] = sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))
         shape = "x".join(map(str, layer.output_shape))
         print(f"{layer.name:<10} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
               flush=True)
         entries.append(entry)
-    manifest = {"network": network.name, "target": target.tvm, "layers": entries}
+    manifest = {"network": network.name, "target": manifest_target, "layers": entries}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if target.runs_here:
+    if runs_here:
         mflop = network.macs * 2 / 1e6
         print(f"{'total':<10} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
     print(f"wrote {len(entries)} kernels and manifest.json to {out_dir}/")

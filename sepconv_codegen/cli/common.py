@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..spec import Network, mobilenet_v1
+from ..spec import Network, SpecError, mobilenet_v1
 from ..specfile import load_spec
 
 
@@ -16,11 +17,17 @@ def add_spec_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
-    return load_spec(args.spec) if args.spec else mobilenet_v1()
+    if args.spec is None:
+        return mobilenet_v1()
+    if Path(args.spec).is_dir():  # load_spec would call it missing
+        raise SpecError(f"spec file {args.spec!r} is a folder, not a .toml or .json spec")
+    return load_spec(args.spec)
 
 
-def add_target_argument(parser: argparse.ArgumentParser, default: str = "llvm") -> None:
+def add_target_argument(parser: argparse.ArgumentParser, default: str = "llvm",
+                        extra: str = "") -> None:
     parser.add_argument(
         "--target", default=default,
-        help="a target name ('llvm' is this machine's CPU; see `targets`) or a TVM target JSON",
+        help="a target name ('llvm' is this machine's CPU; see `targets`) or a TVM target JSON"
+             + extra,
     )

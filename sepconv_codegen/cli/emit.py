@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..cgen.emit import emit_c
-from ..cgen.plan import c_knobs, peak_ram_bytes
+from ..cgen.plan import c_knobs, make_plan, peak_ram_bytes
 from ..cgen.weights import network_weights
+from ..kernel import output_folder
 from ..spec import SpecError
 from .common import add_spec_argument, network_from_args
 
@@ -56,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     network = network_from_args(args)
     overrides = _knob_overrides(args.knobs)
     knobs = {layer.name: c_knobs(layer, overrides) for layer in network}
-    weights = network_weights(network, args.weights) if args.weights else {}
-    out_dir = Path(args.output)
+    for layer in network:  # float32, and arrays the C addresses: refused before any file is written
+        make_plan(layer, knobs[layer.name])
+    if args.weights is not None and not args.weights.strip():
+        raise SpecError("--weights is empty: name a .npz file")
+    weights = network_weights(network, args.weights) if args.weights is not None else {}
+    out_dir = output_folder(args.output, "-o")
     header = (
         f"{'layer':<12} {'function':<56} {'scratch B':>10} {'peak RAM B':>11} "
         f"{'unfused B':>11} {'ratio':>6}"

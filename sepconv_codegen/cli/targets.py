@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_table(targets))
     print(
-        "\n'c' (build only) writes standalone C instead; any other --target may be a TVM target "
+        "\n'c' (`build --target c`, sc.build(layer, 'c')) compiles the standalone C with gcc for "
+        "this machine; `emit` writes it for firmware.\nAny other --target may be a TVM target "
         'JSON such as \'{"kind":"llvm","mtriple":"aarch64-linux-gnu","mcpu":"cortex-a55"}\'.'
     )
     return 0

@@ -5,6 +5,7 @@ back to the default schedule."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -29,11 +30,41 @@ def _no_shipped_file(target: Target) -> str:
             + (f" (shipped: {', '.join(have)})" if have else ""))
 
 
-def check_database(database) -> None:
-    """A database to read schedules from must exist: a mistyped path would silently fall back."""
-    if not isinstance(database, Database) and not Path(database).is_file():
-        raise SpecError(f"database {str(database)!r} does not exist (a tuning database is the "
+def check_database(database, option: str = "database") -> None:
+    """A database to read schedules from must exist and be one: a mistyped path, or another file
+    given by mistake (a spec), would silently fall back to the default schedules. ``option``
+    names it in errors (the command line's "--database")."""
+    if isinstance(database, Database):
+        return
+    path = Path(database)
+    what = f"{option} {str(database)!r}"
+    if path.is_dir():
+        raise SpecError(f"{what} is a folder, not a tuning database (the JSON-lines file that "
+                        "`tune --db` writes)")
+    if not path.is_file():
+        raise SpecError(f"{what} does not exist (a tuning database is the "
                         "JSON-lines file that `tune --db` writes)")
+    try:
+        with open(path, "rb") as handle:
+            first_bad = None
+            for number, line in enumerate(handle, 1):
+                if _is_record(line):
+                    return  # a torn line elsewhere (a killed tuner) is skipped when read
+                if first_bad is None and line.strip():
+                    first_bad = number
+    except OSError as err:
+        raise SpecError(f"{what} cannot be read: {err.strerror}") from None
+    if first_bad is not None:  # lines, and not one tuning record among them
+        raise SpecError(f"{what} is not a tuning database: line {first_bad} is not a JSON record "
+                        "(a tuning database is the JSON-lines file that `tune --db` writes)")
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        data = json.loads(line)
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return isinstance(data, dict) and "workload" in data
 
 
 def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[Record | None, str]:

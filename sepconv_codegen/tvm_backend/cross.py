@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernel import Kernel
+from ..kernel import Kernel, output_file
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from .module import TVMKernel
@@ -85,7 +85,7 @@ class CrossKernel(TVMKernel):
             return super().export(path)
         if suffix not in (".tar", ".o"):
             raise SpecError(f"export path {str(path)!r} must end in .so, .tar or .o")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = output_file(path, "export path")
         if suffix == ".tar":
             self._module.export_library(str(path))
             return path

@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+META_SECTION = ".sepconv_meta"  # the section exported kernels (TVM and C) keep their spec in
+
 
 def c_source(section: str, text: str) -> str:
     data = text.encode("utf-8") + b"\0"
@@ -20,11 +22,23 @@ def c_source(section: str, text: str) -> str:
     )
 
 
+class ElfError(ValueError):
+    """An ELF file whose headers point past its end (a truncated copy) or are malformed."""
+
+
 def read_section(path: str | Path, name: str) -> bytes | None:
-    """The contents of section ``name`` of an ELF file, or None when it has none (or is not ELF)."""
+    """The contents of section ``name`` of an ELF file, or None when it has none (or is not ELF).
+    Raises ElfError when the file is ELF but cut short or malformed."""
     data = Path(path).read_bytes()
     if data[:4] != b"\x7fELF":
         return None
+    try:
+        return _find_section(data, name)
+    except (struct.error, IndexError, ValueError):
+        raise ElfError(f"its section headers point past its {len(data)} bytes") from None
+
+
+def _find_section(data: bytes, name: str) -> bytes | None:
     is64 = data[4] == 2
     endian = "<" if data[5] == 1 else ">"
     if is64:
@@ -48,7 +62,9 @@ def read_section(path: str | Path, name: str) -> bytes | None:
     for i in range(shnum):
         name_off, offset, size = header(i)
         start = str_offset + name_off
-        end = data.index(b"\0", start)
+        end = data.index(b"\0", start)  # ValueError past the end of a truncated file
         if data[start:end].decode("ascii", "replace") == name:
+            if offset + size > len(data):
+                raise ValueError(f"section {name} ends at byte {offset + size}")
             return data[offset : offset + size]
     return None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..kernel import Kernel, _aligned_empty as aligned_empty
+from ..kernel import Kernel, output_file
+from ..kernel import _aligned_empty as aligned_empty
 from ..schedule.cpu import register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
@@ -18,7 +20,7 @@ from ..targets import Target, resolve_target
 from . import elfmeta
 from ._tvm import TVMError, cpu_device, tvm
 
-META_SECTION = ".sepconv_meta"
+META_SECTION = elfmeta.META_SECTION
 
 
 def compile_schedule(sch, target: Target):
@@ -121,9 +123,9 @@ class TVMKernel(Kernel):
         return list(evaluator(*args, result).results)
 
     def export(self, path: str | os.PathLike) -> Path:
-        """Write a shared library that :func:`sepconv_codegen.load` reads back with no compiler."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write a shared library that :func:`sepconv_codegen.load` reads back with no compiler
+        (whatever its name ends in; ``.tar`` gives TVM's object archive instead)."""
+        path = output_file(path, "export path")
         meta = json.dumps(self.metadata(), sort_keys=True)
         with tempfile.TemporaryDirectory() as tmp:
             addon = Path(tmp) / "sepconv_meta.c"
@@ -137,29 +139,61 @@ class TVMKernel(Kernel):
         return path
 
 
-def load(path: str | os.PathLike) -> TVMKernel:
-    """Load a kernel exported with ``kernel.export(path)``; nothing is compiled."""
+def load(path: str | os.PathLike) -> Kernel:
+    """Load a kernel exported with ``kernel.export(path)``; nothing is compiled.
+
+    A TVM kernel comes back as a TVMKernel (a CrossKernel when built for a CPU this machine cannot
+    run), a C kernel (``build(layer, "c")``) as a CKernel: the same Kernel API either way.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"kernel file {str(path)!r} is a folder, not an exported kernel")
     if not path.is_file():
         raise SpecError(f"kernel file {str(path)!r} does not exist")
-    raw = elfmeta.read_section(path, META_SECTION)
+    try:
+        raw = elfmeta.read_section(path, META_SECTION)
+    except elfmeta.ElfError as err:
+        raise SpecError(f"kernel file {str(path)!r} is truncated or not an ELF shared library "
+                        f"({err})") from None
     if raw is None:
         raise SpecError(f"{str(path)!r} is not a sepconv_codegen kernel (no {META_SECTION} section)")
-    meta = json.loads(raw.rstrip(b"\0").decode("utf-8"))
-    layer = SeparableConv2D.from_dict(meta["layer"])
-    knobs = Knobs.from_dict(meta["knobs"]) if meta.get("knobs") else None
     try:
-        module = tvm.runtime.load_module(str(path))
+        meta = json.loads(raw.rstrip(b"\0").decode("utf-8"))
+        layer = SeparableConv2D.from_dict(meta["layer"])
+        knobs = Knobs.from_dict(meta["knobs"]) if meta.get("knobs") else None
+        name, target_name, source = meta["name"], meta["target"], meta["schedule_source"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # SpecError: a ValueError
+        raise SpecError(f"kernel file {str(path)!r} has an unreadable {META_SECTION} section "
+                        f"({type(err).__name__}: {err})") from None
+    if target_name == "c":
+        from ..cgen.build import load_c_library
+
+        compiler = (str(meta.get("cc", "gcc")), tuple(map(str, meta.get("cflags", ()))))
+        return load_c_library(path, layer, name, knobs, source, compiler)
+    try:
+        module = _load_module(path)
     except TVMError as err:  # built for another CPU (AArch64), or CUDA with no CUDA runtime here
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SpecError(f"{str(path)!r} holds kernel {meta['name']} for target {meta['target']!r}, "
+        raise SpecError(f"{str(path)!r} holds kernel {name} for target {target_name!r}, "
                         f"which this machine cannot load: {first}") from None
     target = _target_of(meta)
     if target is not None and target.family == "cpu" and not target.runs_here:
         from .cross import CrossKernel  # its calls raise a SpecError instead of running the code
 
-        return CrossKernel(layer, meta["name"], target, knobs, meta["schedule_source"], module)
-    return TVMKernel(layer, meta["name"], meta["target"], knobs, meta["schedule_source"], module)
+        return CrossKernel(layer, name, target, knobs, source, module)
+    return TVMKernel(layer, name, target_name, knobs, source, module)
+
+
+def _load_module(path: Path):
+    """tvm.runtime.load_module, whatever the file is called: TVM picks its loader by the name's
+    extension (after resolving symlinks), so a library named otherwise is loaded from a copy
+    named .so; the loaded library stays mapped after the copy is gone."""
+    if Path(os.path.realpath(path)).suffix == ".so":
+        return tvm.runtime.load_module(str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "kernel.so"
+        shutil.copyfile(path, copy)
+        return tvm.runtime.load_module(str(copy))
 
 
 def _target_of(meta: dict[str, Any]) -> Target | None:
