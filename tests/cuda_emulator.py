@@ -28,6 +28,9 @@ HEADER = r"""
 #include <pthread.h>
 using std::max;
 using std::min;
+// CUDA's max/min on floats are fmaxf/fminf, which return the other operand when one is NaN.
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline float min(float a, float b) { return std::fmin(a, b); }
 struct dim3 { unsigned x, y, z; };
 extern thread_local dim3 threadIdx;
 extern thread_local dim3 blockIdx;
@@ -41,6 +44,9 @@ struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+// Vectorized compares (the NaN-preserving relu/relu6 selects) keep their lane masks in these.
+struct ushort2 { unsigned short x, y; };
+struct ushort4 { unsigned short x, y, z, w; };
 """
 
 DRIVER = r"""

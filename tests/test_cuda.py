@@ -7,6 +7,7 @@ import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 import sepconv_codegen as sc
@@ -175,6 +176,20 @@ def test_cuda_source_run_on_the_cpu_matches_reference(name):
         kernel = sc.build(layer, target=TARGET, knobs=knobs)
         got = cuda_emulator.emulate(kernel.cuda_source(), kernel.launch_config(), buffers)
         assert_matches_reference(layer, got, arrays)
+
+
+@needs_cxx
+def test_nan_passes_through_relu6_in_the_cuda_source():
+    """As in TF: CUDA's fmaxf(NaN, 0) would give 0."""
+    layer = CASES["stride1_bias_relu6"]
+    arrays = random_arrays(layer, seed=5)
+    arrays[0][0, 3, 3, 0] = np.nan
+    kernel = sc.build(layer, target=TARGET)
+    got = cuda_emulator.emulate(kernel.cuda_source(), kernel.launch_config(),
+                                dict(zip(("X", "DW", "PW", "B"), arrays)))
+    want = sc.reference(layer, *arrays)
+    assert np.isnan(want).sum() == 9 * layer.out_channels
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
 
 
 # ---- PTX ----------------------------------------------------------------------------------------
