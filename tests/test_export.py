@@ -136,3 +136,19 @@ def test_a_c_kernel_exports_and_loads_back_as_a_kernel(tmp_path):
     _same_results(kernel, loaded)
     again = loaded.export(tmp_path / "copy")  # a loaded C kernel exports as it was loaded
     _same_results(kernel, sc.load(again))
+
+
+def test_a_native_c_kernel_from_a_cpu_with_more_instruction_sets_is_refused(tmp_path, monkeypatch):
+    # -march=native code from a CPU with, say, AVX-512 would die of an illegal instruction here.
+    from sepconv_codegen.cgen import CKernel
+
+    kernel = sc.build(SMALL, "c")
+    assert "-march=native" in kernel.metadata()["cflags"]
+    assert kernel.metadata()["cpu_features"]  # what this CPU has: loads back here
+    _same_results(kernel, sc.load(kernel.export(tmp_path / "here.so")))
+    recorded = CKernel.metadata
+    monkeypatch.setattr(CKernel, "metadata", lambda self: {
+        **recorded(self), "cpu_features": [*recorded(self)["cpu_features"], "+an-isa-this-cpu-lacks"]})
+    path = kernel.export(tmp_path / "there.so")
+    with pytest.raises(sc.SpecError, match=r"compiled with -march=native .*an-isa-this-cpu-lacks.*build it again"):
+        sc.load(path)

@@ -11,6 +11,7 @@ import ctypes
 import hashlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -127,9 +128,16 @@ class CKernel(Kernel):
         return _BoundCall(self, arrays, out)
 
     def metadata(self) -> dict:
-        """The base metadata, and the compiler and flags (-march=native code runs on this CPU)."""
+        """The base metadata, and the compiler and flags; for -march=native code, the instruction
+        sets of the CPU it was compiled on, which load() checks against the CPU it runs on."""
         cc, cflags = self._compiler
-        return {**super().metadata(), "cc": cc, "cflags": list(cflags)}
+        meta = {**super().metadata(), "cc": cc, "cflags": list(cflags)}
+        if any(flag in ("-march=native", "-mcpu=native") for flag in cflags):
+            from ..targets import _host_features
+
+            meta["cpu_features"] = sorted(_host_features())
+            meta["machine"] = platform.machine()
+        return meta
 
     def export(self, path: str | os.PathLike) -> Path:
         """Write a shared library with the kernel's spec inside, which :func:`sepconv_codegen.load`
@@ -156,9 +164,21 @@ class CKernel(Kernel):
 
 
 def load_c_library(path: Path, layer: SeparableConv2D, name: str, knobs: Knobs | None,
-                   schedule_source: str, compiler: tuple[str, tuple[str, ...]] | None = None
-                   ) -> CKernel:
-    """A C kernel from a library its export wrote, by the spec, knobs and compiler stored in it."""
+                   schedule_source: str, compiler: tuple[str, tuple[str, ...]] | None = None,
+                   cpu_features: list[str] | None = None, machine: str | None = None) -> CKernel:
+    """A C kernel from a library its export wrote, by the spec, knobs and compiler stored in it.
+
+    One compiled with -march=native on a CPU with instruction sets this one lacks is refused:
+    calling it would kill the process with an illegal instruction.
+    """
+    if cpu_features is not None and platform.machine() == machine:
+        from ..targets import _missing_here
+
+        missing = _missing_here(frozenset(map(str, cpu_features)))
+        if missing:
+            raise SpecError(f"{str(path)!r} holds C kernel {name}, compiled with -march=native on a "
+                            f"CPU with instruction sets this one lacks ({', '.join(missing[:6])}"
+                            f"{', ...' if len(missing) > 6 else ''}): build it again here")
     plan = make_plan(layer, knobs)
     if plan.function != name:  # the stored knobs do not give the stored function: not ours
         raise SpecError(f"{str(path)!r} holds C kernel {name}, but its stored spec and knobs "

@@ -169,7 +169,8 @@ def load(path: str | os.PathLike) -> Kernel:
         from ..cgen.build import load_c_library
 
         compiler = (str(meta.get("cc", "gcc")), tuple(map(str, meta.get("cflags", ()))))
-        return load_c_library(path, layer, name, knobs, source, compiler)
+        return load_c_library(path, layer, name, knobs, source, compiler,
+                              meta.get("cpu_features"), meta.get("machine"))
     try:
         module = _load_module(path)
     except TVMError as err:  # built for another CPU (AArch64), or CUDA with no CUDA runtime here
