@@ -283,19 +283,26 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
         (["--runs", "0"], "runs"),
         (["--impl", "cuda"], "--impl"),
         (["--database", "/nonexistent/db.jsonl"], "database"),
+        # Output files are checked before the minutes of timing whose results they would hold.
+        (["--json", "{tmp}/tiny.toml/out.json"], "--json '"),
+        (["--png", "{tmp}/tiny.toml/out.png"], "--png '"),
+        (["--json", "{tmp}"], "is a folder"),
+        (["--json", ""], "--json is empty"),
     ],
 )
 def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -> None:
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
         status = main(["bench", str(spec), *argv])
     except SystemExit as exit_:  # argparse's own errors
         status = exit_.code
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
     assert message in err
+    assert out == ""  # refused before any work
 
 
 def test_c_and_tvm_kernels_compared_in_one_run(tmp_path):

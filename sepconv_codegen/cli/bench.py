@@ -9,6 +9,9 @@ from ..bench import report
 from ..bench.peers import PEER_NAMES, parse_peer_names
 from ..bench.runner import DEFAULT_RUNS, IMPLS, parse_threads, run_benchmark
 from ..host import usable_cores
+from ..kernel import output_file
+from ..spec import SpecError
+from ..tuning.records import check_database
 from .common import add_spec_argument, network_from_args
 
 
@@ -61,6 +64,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     threads = parse_threads(args.threads)
     peers = parse_peer_names(args.vs)
+    if args.runs < 1:
+        raise SpecError(f"--runs must be a positive integer, got {args.runs}")
+    # Output files are checked before any work: a bench takes minutes, and its results would be lost.
+    if args.database is not None:
+        check_database(args.database)
+    for option in ("json", "png"):
+        if getattr(args, option) is not None:
+            output_file(getattr(args, option), f"--{option}")
     network = network_from_args(args)
     names: list[str] = []
     current: list[int] = []
@@ -96,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(report.describe_machine(result))
     print(report.format_summary(result))
-    if args.json:
+    if args.json is not None:
         print(f"wrote {report.write_json(result, args.json)}")
-    if args.png:
+    if args.png is not None:
         from ..bench.chart import write_png
 
         print(f"wrote {write_png(result, args.png)}")
