@@ -8,6 +8,7 @@ life, so re-timing the leaders compiles nothing again.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import tempfile
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -16,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..naming import kernel_name
-from .measure import kill_pool, start_pool
 from .rpc_session import Job, build_candidate
 
 __all__ = ["WORKER_STARTUP", "Builds"]
@@ -105,8 +105,11 @@ class Builds:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # A worker that cannot start raises here rather than failing the builds it is given.
-            self._pool = start_pool(self.workers)
+            # Not measure.start_pool: its handshake would block the event loop for the worker's
+            # start (seconds: it imports TVM) while device deadlines run. A worker's start is
+            # allowed for in the first build's deadline instead (WORKER_STARTUP).
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
             self._pool_started = False
         return self._pool
 
@@ -114,5 +117,8 @@ class Builds:
         """Kill ``pool``'s workers; a pool already replaced is left alone."""
         if pool is None or pool is not self._pool:
             return
-        kill_pool(pool)
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
