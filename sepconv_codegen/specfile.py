@@ -70,7 +70,7 @@ def load_spec(path: str | Path) -> Network:
         raise SpecError(f"spec file path is empty, got {path!r}")
     path = Path(path)
     if path.is_dir():
-        raise SpecError(f"spec file {str(path)!r} is a directory, not a .toml or .json file")
+        raise SpecError(f"spec file {str(path)!r} is a folder, not a .toml or .json spec")
     if not path.exists():
         raise SpecError(f"spec file {str(path)!r} does not exist")
     if not path.is_file():

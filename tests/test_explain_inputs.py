@@ -73,7 +73,7 @@ def test_layer_options_beside_a_spec_are_refused(spec):
 def test_spec_path_that_is_a_directory(tmp_path):
     folder = tmp_path / "net.toml"
     folder.mkdir()
-    _refused(run_cli("explain", str(folder)), "is a directory")
+    _refused(run_cli("explain", str(folder)), "is a folder, not a .toml or .json spec")
 
 
 def test_spec_whose_second_layer_is_not_a_table(tmp_path):

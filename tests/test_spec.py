@@ -263,7 +263,7 @@ def test_malformed_spec_files_are_refused(tmp_path, suffix, text, words):
 def test_a_directory_spec_path_says_it_is_a_directory(tmp_path):
     folder = tmp_path / "net.toml"
     folder.mkdir()
-    with pytest.raises(SpecError, match="is a directory"):
+    with pytest.raises(SpecError, match="is a folder, not a .toml or .json spec"):
         load_spec(folder)
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "missing.toml")

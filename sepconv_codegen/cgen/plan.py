@@ -31,7 +31,6 @@ __all__ = [
     "IntrinsicPath",
     "KernelPlan",
     "c_knobs",
-    "check_c_sizes",
     "default_c_knobs",
     "make_plan",
     "peak_ram_bytes",
@@ -303,11 +302,11 @@ def make_plan(layer: SeparableConv2D, knobs: Knobs | None = None) -> KernelPlan:
         panel_floats=layer.depthwise_channels * knobs.oc if packs_panel else 0,
         intermediate_floats=intermediate_pixels * layer.depthwise_channels,
     )
-    check_c_sizes(plan)
+    _check_c_sizes(plan)
     return plan
 
 
-def check_c_sizes(plan: KernelPlan) -> None:
+def _check_c_sizes(plan: KernelPlan) -> None:
     """Refuse a plan whose arrays (tensors or scratch) hold more bytes than the emitted C can
     address, naming the layer and the array, before anything is written."""
     layer = plan.layer

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..spec import Network, SpecError, mobilenet_v1
+from ..spec import Network, mobilenet_v1
 from ..specfile import load_spec
 
 
@@ -17,11 +16,7 @@ def add_spec_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
-    if args.spec is None:
-        return mobilenet_v1()
-    if Path(args.spec).is_dir():  # load_spec would call it missing
-        raise SpecError(f"spec file {args.spec!r} is a folder, not a .toml or .json spec")
-    return load_spec(args.spec)
+    return mobilenet_v1() if args.spec is None else load_spec(args.spec)
 
 
 def add_target_argument(parser: argparse.ArgumentParser, default: str = "llvm",

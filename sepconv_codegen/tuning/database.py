@@ -10,12 +10,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..kernel import output_file
 from ..schedule.knobs import Knobs
 from ..spec import SpecError
 
@@ -35,35 +35,23 @@ def check_writable(path: str | os.PathLike, name: str = "database") -> None:
     that gave it (``--db`` on the command line). Found at the first append instead, it would cost
     the trial just measured and end the session with a traceback.
 
-    An existing file is opened the way `Database.append` opens it; for a missing one, its parent
-    folders are made and a temporary file is created and removed beside it, so that a run refused
-    later for another reason leaves no empty database behind. access() would not do: root passes
-    it where the file system still refuses, as in /sys.
+    The folder is checked as for any output file (kernel.output_file: made if missing, and a
+    temporary file created in it), so that a run refused later leaves no empty database behind;
+    an existing file is opened the way `Database.append` opens it.
     """
-    if not str(path).strip():
-        raise SpecError(f"{name} is empty: name the database file")
-    path = Path(path)
-    shown = f"{name} {str(path)!r}"
+    if str(path).strip() and Path(path).is_dir():
+        raise SpecError(f"{name} {str(path)!r} is a folder, not a database file (name a file in "
+                        f"it, such as {str(Path(path) / 'tuning.jsonl')!r})")
+    path = output_file(path, name)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise SpecError(f"{name} {str(path)!r} is not a regular file")
     try:
-        if path.is_dir():
-            raise SpecError(f"{shown} is a folder, not a database file (name a file in it, such "
-                            f"as {str(path / 'tuning.jsonl')!r})")
-        if path.exists() and not path.is_file():
-            raise SpecError(f"{shown} is not a regular file")
-        for parent in path.parents:  # mkdir would say only "File exists" or "Not a directory"
-            if parent.exists():
-                if not parent.is_dir():
-                    raise SpecError(f"{shown} cannot be written: {str(parent)!r} is a file, "
-                                    "not a folder")
-                break
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
-        else:
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-                pass
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
     except OSError as err:
-        raise SpecError(f"{shown} cannot be written: {err.strerror or type(err).__name__}") from None
+        raise SpecError(f"{name} {str(path)!r} cannot be written: "
+                        f"{err.strerror or type(err).__name__}") from None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ __all__ = ["LocalRunner", "Measurement", "check_timeout", "kill_pool", "measure_
            "start_pool"]
 
 WORKER_STARTUP = 120.0  # seconds a new worker may take to start, re-import the script and TVM
+                        # (RPC builds add it to their first build's deadline)
 
 WORKER_DIED = (
     "the tuner's worker process exited before it was given a candidate (its own error is on "

@@ -11,17 +11,17 @@ import itertools
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Callable
 from pathlib import Path
 
 from ..naming import kernel_name
+from .measure import WORKER_STARTUP, kill_pool
 from .rpc_session import Job, build_candidate
 
 __all__ = ["WORKER_STARTUP", "Builds"]
 
-WORKER_STARTUP = 120.0  # extra seconds for a new worker's first candidate: it imports TVM first
 CRASHES = 2  # a candidate whose builds broke the pool this often has crashed its worker
 
 
@@ -117,8 +117,5 @@ class Builds:
         """Kill ``pool``'s workers; a pool already replaced is left alone."""
         if pool is None or pool is not self._pool:
             return
-        processes = getattr(pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        kill_pool(pool)
         self._pool = None
