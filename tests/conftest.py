@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:  # tests run against the source tree as well as an
     sys.path.insert(0, str(ROOT))
 
 from sepconv_codegen import SeparableConv2D, reference  # noqa: E402
+
 # Tolerances against the float64 reference, relative to max(1, |reference|) (SEMANTICS.md): the
 # same table `build` checks its kernels with.
 from sepconv_codegen.check import TOLERANCE  # noqa: E402

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -316,6 +317,57 @@ def test_cli_tunes_over_rpc(cluster, tmp_path):
     records = list(Database(db).records())
     assert sum(r.stage == "trial" and r.status == "ok" for r in records) == 2 * len(NET)
     assert sum(r.stage == "confirmed" and r.status == "ok" for r in records) == len(NET)
+
+
+UNGUARDED_SCRIPT = """
+import sepconv_codegen as sc
+from sepconv_codegen.tuning.rpc import RPCRunner
+
+runner = RPCRunner("127.0.0.1", {port}, {key!r}, timeout=60)
+print(sc.tune(sc.load_spec("tiny.toml"), "llvm", database="db.jsonl", trials=1, runner=runner))
+"""
+
+
+def test_an_unguarded_script_over_rpc_is_refused_and_its_database_left_clean(cluster, tmp_path):
+    # The build workers re-import the script and die there (its tune() cannot start processes while
+    # they bootstrap): that is no candidate's failure, so nothing may be recorded as failed.
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT.format(port=cluster.port, key=CLI_KEY))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sepconv_codegen.spec.SpecError:") and "spawn" in last
+    assert 'under `if __name__ == "__main__":`' in last
+    assert not list(Database(tmp_path / "db.jsonl").records())
+
+
+def test_build_workers_that_cannot_start_blame_no_candidate(monkeypatch):
+    import functools
+    import queue
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sepconv_codegen.tuning import rpc_build
+    from sepconv_codegen.tuning.rpc_session import Job
+
+    # Every worker exits before it can run anything, as one does that re-imports an unguarded script.
+    dying = functools.partial(ProcessPoolExecutor, initializer=os._exit, initargs=(3,))
+    monkeypatch.setattr(rpc_build, "ProcessPoolExecutor", dying)
+    layer, target = NET.layers[0], resolve_target("llvm")
+    job = Job(layer, target, target.schedule_space().default_knobs(layer, target), 1, False)
+    events = queue.SimpleQueue()
+    builds = rpc_build.Builds(1, 60, events.put)
+    try:
+        builds.start(deque([job]))
+        assert builds.finished(events.get(timeout=120)) == (job, None)  # built again, not blamed
+        assert job.build_crashes == 0
+        builds.start(deque([job]))
+        with pytest.raises(SpecError, match="spawn and re-import the main script"):
+            builds.finished(events.get(timeout=120))
+    finally:
+        builds.close()
 
 
 def test_cli_with_a_malformed_rpc_value_exits_2_with_one_line(tmp_path):

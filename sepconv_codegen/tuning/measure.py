@@ -33,6 +33,10 @@ WORKER_DIED = (
     "the tuner's worker process exited before it was given a candidate (its own error is on "
     "stderr): workers are started with spawn and re-import the main script, so a script must call "
     "sc.tune under `if __name__ == \"__main__\":`")
+WORKER_SLOW = (
+    f"the tuner's worker process did not start within {WORKER_STARTUP:g} s: does the main script "
+    "do slow work when imported? Workers are started with spawn and re-import it; keep that work "
+    "under `if __name__ == \"__main__\":`")
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,7 @@ def start_pool(workers: int = 1) -> ProcessPoolExecutor:
         raise SpecError(WORKER_DIED) from None
     except FutureTimeout:
         kill_pool(pool)
-        raise SpecError(f"the tuner's worker process did not start within {WORKER_STARTUP:g} s: "
-                        "does the main script do slow work when imported? Workers are started "
-                        "with spawn and re-import it; keep that work under "
-                        "`if __name__ == \"__main__\":`") from None
+        raise SpecError(WORKER_SLOW) from None
     except BaseException:
         kill_pool(pool)
         raise

@@ -35,8 +35,14 @@ from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 from .measure import Measurement, check_timeout
 from .rpc_build import Builds
-from .rpc_session import (NO_ADDRESS, DeviceSession, Job, build_candidate, request_session,
-                          tracker_call)
+from .rpc_session import (
+    NO_ADDRESS,
+    DeviceSession,
+    Job,
+    build_candidate,
+    request_session,
+    tracker_call,
+)
 
 __all__ = ["RPCRunner", "build_candidate", "parse_tracker_address", "registered_devices",
            "rpc_runner_from_args"]

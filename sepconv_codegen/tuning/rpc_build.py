@@ -3,6 +3,13 @@
 A compiler crash or hang costs the candidate, never the session: each build runs in a worker
 process with a deadline, and a pool that breaks is replaced. Libraries are kept for the runner's
 life, so re-timing the leaders compiles nothing again.
+
+A pool's workers that cannot start are no candidate's fault. Each new pool is first given
+measure.worker_ready, without waiting for it (the runner's loop must keep serving the devices'
+deadlines meanwhile). When a pool breaks before any of its workers has answered, its builds are
+started again in a new pool; when that happens twice in a row, or a build's deadline passes before
+the answer, the session ends with a SpecError saying why (usually a script that calls tune()
+outside `if __name__ == "__main__":`), and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ..naming import kernel_name
-from .measure import WORKER_STARTUP, kill_pool
+from ..spec import SpecError
+from .measure import WORKER_DIED, WORKER_SLOW, WORKER_STARTUP, kill_pool, worker_ready
 from .rpc_session import Job, build_candidate
 
 __all__ = ["WORKER_STARTUP", "Builds"]
@@ -38,6 +46,8 @@ class Builds:
         self._announce, self._build = announce, build
         self._pool: ProcessPoolExecutor | None = None
         self._pool_started = False  # whether a worker of this pool has finished a build yet
+        self._handshakes: dict[ProcessPoolExecutor, Future] = {}  # each pool -> its worker_ready
+        self._unstarted: set[ProcessPoolExecutor] = set()  # pools in a row that broke unanswered
         self._in_flight: dict[Future, tuple[Job, float, ProcessPoolExecutor]] = {}
         self._libraries: dict[tuple, str] = {}  # Job.build_key -> exported library
         self._serial = itertools.count()
@@ -76,12 +86,18 @@ class Builds:
             data = future.result()
         except (BrokenProcessPool, CancelledError):
             self._discard(pool)
+            if not self._answered(pool):  # no worker of that pool ever started
+                self._unstarted.add(pool)
+                if len(self._unstarted) >= CRASHES:
+                    raise SpecError(WORKER_DIED) from None
+                return job, None
             job.build_crashes += 1
             if self.workers > 1 and job.build_crashes < CRASHES:
                 return job, None
             return job, {"error": "the candidate crashed its build worker"}
         if pool is self._pool:
             self._pool_started = True
+        self._unstarted.clear()
         if data.get("path"):
             self._libraries[job.build_key] = data["path"]
         return job, data
@@ -90,6 +106,9 @@ class Builds:
         """Builds past their deadline, dropped (their pool is killed)."""
         now = time.monotonic()
         late = [(future, entry) for future, entry in self._in_flight.items() if now >= entry[1]]
+        if any(not self._answered(pool) for _, (_, _, pool) in late):
+            self._discard(self._pool)
+            raise SpecError(WORKER_SLOW)
         for future, (_, _, pool) in late:
             del self._in_flight[future]
             self._discard(pool)
@@ -111,7 +130,14 @@ class Builds:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context("spawn"))
             self._pool_started = False
+            self._handshakes[self._pool] = self._pool.submit(worker_ready)
         return self._pool
+
+    def _answered(self, pool: ProcessPoolExecutor) -> bool:
+        """Whether a worker of ``pool`` started and answered its handshake."""
+        handshake = self._handshakes.get(pool)
+        return (handshake is not None and handshake.done() and not handshake.cancelled()
+                and handshake.exception() is None)
 
     def _discard(self, pool: ProcessPoolExecutor | None) -> None:
         """Kill ``pool``'s workers; a pool already replaced is left alone."""
