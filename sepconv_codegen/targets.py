@@ -22,7 +22,8 @@ from typing import Any
 
 from .spec import SpecError
 
-__all__ = ["GpuInfo", "Target", "list_targets", "register_target", "resolve_target"]
+__all__ = ["GpuInfo", "Target", "host_features", "list_targets", "missing_here", "register_target",
+           "resolve_target"]
 
 _HOST_NAMES = ("llvm", "host", "x86", "native")
 _ON_AARCH64 = platform.machine().lower() in ("aarch64", "arm64")
@@ -105,15 +106,16 @@ _TUNING_FEATURES = frozenset({"ermsb", "fsrm", "macrofusion", "branchfusion", "v
 
 
 @functools.lru_cache(maxsize=1)
-def _host_features() -> frozenset[str]:
+def host_features() -> frozenset[str]:
+    """The LLVM features (+avx2, +fma, ...) of this machine's CPU."""
     from .tvm_backend._tvm import host_cpu_name
 
     return _llvm_features({"kind": "llvm", "mcpu": host_cpu_name()})
 
 
-def _missing_here(features: frozenset[str]) -> list[str]:
+def missing_here(features: frozenset[str]) -> list[str]:
     """The instruction-set features of a target that this (x86) CPU lacks."""
-    extra = features - _host_features()
+    extra = features - host_features()
     return sorted(f for f in extra if not f.startswith(_TUNING_PREFIXES) and f not in _TUNING_FEATURES)
 
 
@@ -122,7 +124,7 @@ def _host() -> Target:
     from .tvm_backend._tvm import host_cpu_name
 
     cpu = host_cpu_name()
-    bits = _simd_bits(_host_features())
+    bits = _simd_bits(host_features())
     registers = 32 if bits == 512 or _ON_AARCH64 else 16
     return Target(
         name="llvm",
@@ -271,7 +273,7 @@ def _x86(target: Target) -> Target:
     on an AVX2 machine would die of an illegal instruction)."""
     features = _llvm_features(target.tvm)
     bits = _simd_bits(features)
-    missing = _missing_here(features) if not _ON_AARCH64 else ["x86"]
+    missing = missing_here(features) if not _ON_AARCH64 else ["x86"]
     description = f"{target.description}, {bits}-bit SIMD"
     if missing:
         description += f"; this machine cannot run it (it lacks {', '.join(missing[:4])}" + (

@@ -133,9 +133,9 @@ class CKernel(Kernel):
         cc, cflags = self._compiler
         meta = {**super().metadata(), "cc": cc, "cflags": list(cflags)}
         if any(flag in ("-march=native", "-mcpu=native") for flag in cflags):
-            from ..targets import _host_features
+            from ..targets import host_features
 
-            meta["cpu_features"] = sorted(_host_features())
+            meta["cpu_features"] = sorted(host_features())
             meta["machine"] = platform.machine()
         return meta
 
@@ -172,9 +172,9 @@ def load_c_library(path: Path, layer: SeparableConv2D, name: str, knobs: Knobs |
     calling it would kill the process with an illegal instruction.
     """
     if cpu_features is not None and platform.machine() == machine:
-        from ..targets import _missing_here
+        from ..targets import missing_here
 
-        missing = _missing_here(frozenset(map(str, cpu_features)))
+        missing = missing_here(frozenset(map(str, cpu_features)))
         if missing:
             raise SpecError(f"{str(path)!r} holds C kernel {name}, compiled with -march=native on a "
                             f"CPU with instruction sets this one lacks ({', '.join(missing[:6])}"
