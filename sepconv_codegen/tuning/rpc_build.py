@@ -124,9 +124,10 @@ class Builds:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # Not measure.start_pool: its handshake would block the event loop for the worker's
-            # start (seconds: it imports TVM) while device deadlines run. A worker's start is
-            # allowed for in the first build's deadline instead (WORKER_STARTUP).
+            # Not measure.start_pool: waiting for its handshake would block the event loop for the
+            # worker's start (seconds: it imports TVM) while device deadlines run. The handshake
+            # is sent first and looked at only when a build of this pool breaks or runs late; a
+            # worker's start is allowed for in the first build's deadline (WORKER_STARTUP).
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context("spawn"))
             self._pool_started = False
