@@ -31,8 +31,7 @@ if "tvm" not in sys.modules:
         os.environ.setdefault("TVM_BIND_THREADS", "0")
 
 import tvm  # noqa: E402
-from tvm import te  # noqa: E402
-from tvm import tirx  # noqa: E402
+from tvm import te, tirx  # noqa: E402
 from tvm.s_tir import Schedule, ScheduleError  # noqa: E402
 
 __all__ = [
