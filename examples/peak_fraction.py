@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +40,9 @@ import sepconv_codegen as sc  # noqa: E402
 from sepconv_codegen.bench.ours import bound_tvm_spinning, build_ours  # noqa: E402
 from sepconv_codegen.bench.peers import get_peer  # noqa: E402
 from sepconv_codegen.bench.runner import TOLERANCE, random_arrays, relative_error  # noqa: E402
+from sepconv_codegen.check import seconds_per_call  # noqa: E402
 from sepconv_codegen.reference import reference  # noqa: E402
+from sepconv_codegen.targets import host_features  # noqa: E402
 
 PEAK_LOOP = r"""
 #include <immintrin.h>
@@ -75,9 +76,13 @@ double fma_peak(long n) {
 PEAK_ROUNDS = 300_000  # ~58 MFLOP: about half a millisecond at 100 GFLOP/s
 
 
+def has_avx2_fma() -> bool:
+    """Whether this CPU runs the peak loop: x86-64 with AVX2 and FMA."""
+    return platform.machine() in ("x86_64", "AMD64") and {"avx2", "fma"} <= host_features()
+
+
 def load_peak_loop(folder: Path):
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if platform.machine() not in ("x86_64", "AMD64") or " avx2" not in flags or " fma" not in flags:
+    if not has_avx2_fma():
         sys.exit("peak_fraction.py: needs an x86-64 CPU with AVX2 and FMA (the peak loop is AVX2)")
     source, lib = folder / "peak.c", folder / "peak.so"
     source.write_text(PEAK_LOOP)
@@ -91,19 +96,9 @@ def load_peak_loop(folder: Path):
     return lambda: peak(PEAK_ROUNDS)
 
 
-def seconds_per_call(run, min_seconds: float = 0.01, repeat: int = 3) -> float:
+def best_seconds_per_call(run, min_seconds: float = 0.01, repeat: int = 3) -> float:
     """The best of ``repeat`` loops of at least ``min_seconds`` each, per call."""
-    best = float("inf")
-    for _ in range(repeat):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            run()
-            calls += 1
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_seconds:
-                break
-        best = min(best, elapsed / calls)
-    return best
+    return min(seconds_per_call(run, min_seconds) for _ in range(repeat))
 
 
 def tenth_percentile(values: list[float]) -> float:
@@ -173,7 +168,7 @@ def main(argv=None) -> int:
             for _ in range(args.rounds):
                 for name, bound in impls.items():
                     gflops = peak()
-                    samples[name].append((seconds_per_call(bound), gflops))
+                    samples[name].append((best_seconds_per_call(bound), gflops))
             fractions = {
                 name: [flops / (s * g * 1e9) for s, g in values] for name, values in samples.items()
             }

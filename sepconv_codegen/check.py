@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,14 +84,15 @@ def time_kernel(kernel: Kernel, repeat: int = 15, min_seconds: float = 0.02, see
                                              min_repeat_ms=int(min_seconds * 1000)))
     run = kernel.bind(*arrays[:3], bias=arrays[3] if layer.bias else None)
     run()
-    samples = []
-    for _ in range(repeat):
-        count, start = 0, time.perf_counter()
-        while True:
-            run()
-            count += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        samples.append(elapsed / count)
-    return statistics.median(samples)
+    return statistics.median(seconds_per_call(run, min_seconds) for _ in range(repeat))
+
+
+def seconds_per_call(run: Callable[[], object], min_seconds: float) -> float:
+    """Seconds per call of ``run``, called back to back for at least ``min_seconds``."""
+    count, start = 0, time.perf_counter()
+    while True:
+        run()
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / count

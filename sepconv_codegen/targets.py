@@ -107,7 +107,7 @@ _TUNING_FEATURES = frozenset({"ermsb", "fsrm", "macrofusion", "branchfusion", "v
 
 @functools.lru_cache(maxsize=1)
 def host_features() -> frozenset[str]:
-    """The LLVM features (+avx2, +fma, ...) of this machine's CPU."""
+    """The LLVM feature names (avx2, fma, ...) of this machine's CPU."""
     from .tvm_backend._tvm import host_cpu_name
 
     return _llvm_features({"kind": "llvm", "mcpu": host_cpu_name()})

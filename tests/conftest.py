@@ -76,6 +76,29 @@ def run_cli(*args: str, cwd=None, timeout: float = 300):
                           text=True, cwd=cwd, env=env, timeout=timeout)
 
 
+def assert_unguarded_script_refused(folder: Path, script: str) -> None:
+    """Run ``script`` (a tuning script without the main guard) in ``folder`` and check that it
+    ends with the SpecError naming the guard and leaves ``folder/db.jsonl`` without a record.
+
+    Spawned workers re-import the script, whose unguarded tune() then cannot start a process:
+    each worker dies before taking a candidate. That is no candidate's failure: recorded as one,
+    it would be resumed as failed by every later session."""
+    import os
+    import subprocess
+
+    from sepconv_codegen.tuning.database import Database
+
+    (folder / "script.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "script.py"], cwd=folder, env=env, check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sepconv_codegen.spec.SpecError:") and "spawn" in last
+    assert 'under `if __name__ == "__main__":`' in last
+    assert not list(Database(folder / "db.jsonl").records())
+
+
 @pytest.fixture
 def arrays_for():
     return random_arrays

@@ -1,50 +1,27 @@
 """examples/peak_fraction.py: every layer is checked, then reported against the FMA peak."""
 
 import importlib.util
-import platform
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import TINY_SPEC
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "peak_fraction.py"
 _spec = importlib.util.spec_from_file_location("peak_fraction", SCRIPT)
 peak_fraction = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(peak_fraction)
 
-pytestmark = [
-    pytest.mark.skipif(
-        platform.machine() != "x86_64"
-        or " avx2" not in Path("/proc/cpuinfo").read_text()
-        or " fma" not in Path("/proc/cpuinfo").read_text(),
-        reason="the peak loop is AVX2/FMA",
-    ),
-]
-
-SPEC = """\
-name = "small"
-
-[[layer]]
-name = "first"
-input_shape = [1, 14, 14, 16]
-out_channels = 32
-
-[[layer]]
-name = "second"
-strides = 2
-channel_multiplier = 2
-out_channels = 24
-bias = true
-activation = "relu6"
-"""
+pytestmark = pytest.mark.skipif(not peak_fraction.has_avx2_fma(), reason="the peak loop is AVX2/FMA")
 
 ROW = re.compile(r"^(\w+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)%$")
 
 
 @pytest.fixture
 def spec(tmp_path: Path) -> Path:
-    path = tmp_path / "small.toml"
-    path.write_text(SPEC)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC)
     return path
 
 

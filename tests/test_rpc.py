@@ -32,7 +32,12 @@ from sepconv_codegen.tuning.database import Database
 from sepconv_codegen.tuning.rpc import RPCRunner, parse_tracker_address, rpc_runner_from_args
 from sepconv_codegen.tuning.tuner import tune
 from tests import rpc_helpers
-from tests.conftest import ROOT, assert_matches_reference, random_arrays
+from tests.conftest import (
+    ROOT,
+    assert_matches_reference,
+    assert_unguarded_script_refused,
+    random_arrays,
+)
 
 KEY, CLI_KEY = "sepconv-test", "sepconv-cli"
 NET = sc.Network((
@@ -329,18 +334,10 @@ print(sc.tune(sc.load_spec("tiny.toml"), "llvm", database="db.jsonl", trials=1, 
 
 
 def test_an_unguarded_script_over_rpc_is_refused_and_its_database_left_clean(cluster, tmp_path):
-    # The build workers re-import the script and die there (its tune() cannot start processes while
-    # they bootstrap): that is no candidate's failure, so nothing may be recorded as failed.
+    # Here it is the build workers that re-import the script and die.
     (tmp_path / "tiny.toml").write_text(SPEC)
-    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT.format(port=cluster.port, key=CLI_KEY))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0, done.stdout
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("sepconv_codegen.spec.SpecError:") and "spawn" in last
-    assert 'under `if __name__ == "__main__":`' in last
-    assert not list(Database(tmp_path / "db.jsonl").records())
+    script = UNGUARDED_SCRIPT.format(port=cluster.port, key=CLI_KEY)
+    assert_unguarded_script_refused(tmp_path, script)
 
 
 def test_build_workers_that_cannot_start_blame_no_candidate(monkeypatch):

@@ -22,7 +22,12 @@ from sepconv_codegen.tuning.database import Database, Record
 from sepconv_codegen.tuning.measure import LocalRunner
 from sepconv_codegen.tuning.tuner import tune
 from tests import tuning_helpers
-from tests.conftest import ROOT, assert_matches_reference, random_arrays
+from tests.conftest import (
+    ROOT,
+    assert_matches_reference,
+    assert_unguarded_script_refused,
+    random_arrays,
+)
 
 NET = sc.Network((
     sc.SeparableConv2D(name="a", input_shape=(1, 10, 10, 8), out_channels=16),
@@ -252,19 +257,8 @@ print(sc.tune(layers, "llvm", database="db.jsonl", trials=1))
 
 
 def test_an_unguarded_script_is_refused_and_its_database_left_clean(tmp_path):
-    # Spawned workers re-import the script, whose unguarded tune() then cannot start a process:
-    # each worker dies before taking a candidate. That is no candidate's failure: recorded as one,
-    # it would be resumed as failed by every later session.
     (tmp_path / "net.toml").write_text(TINY_LAYER)
-    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, check=False,
-                          capture_output=True, text=True, timeout=240)
-    assert done.returncode != 0, done.stdout
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("sepconv_codegen.spec.SpecError:") and "spawn" in last
-    assert 'under `if __name__ == "__main__":`' in last
-    assert not list(Database(tmp_path / "db.jsonl").records())
+    assert_unguarded_script_refused(tmp_path, UNGUARDED_SCRIPT)
 
 
 def _tiny_spec(tmp_path):

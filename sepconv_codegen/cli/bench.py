@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--runs must be a positive integer, got {args.runs}")
     # Output files are checked before any work: a bench takes minutes, and its results would be lost.
     if args.database is not None:
-        check_database(args.database)
+        check_database(args.database, "--database")
     for option in ("json", "png"):
         if getattr(args, option) is not None:
             output_file(getattr(args, option), f"--{option}")
