@@ -148,6 +148,18 @@ def test_interleaved_warms_up_for_a_time_before_each_timed_call() -> None:
     assert clock.log == ["a"] * 5 + ["b"] * 3 + ["b"] * 3 + ["a"] * 5
 
 
+def test_interleaved_loop_samples_are_means_of_back_to_back_calls() -> None:
+    clock = _FakeClock()
+    calls = {"a": clock.call("a", 3000), "b": clock.call("b", 5000)}
+    samples = interleaved(calls, rounds=2, warmup=0, loop_s=10e-6, clock=clock)
+    # Calls until 10 us have passed: 4 of a (12 us), 2 of b (10 us); the sample is per call.
+    assert samples["a"].seconds == pytest.approx((3e-6, 3e-6))
+    assert samples["b"].seconds == pytest.approx((5e-6, 5e-6))
+    assert clock.log == ["a"] * 4 + ["b"] * 2 + ["b"] * 2 + ["a"] * 4
+    with pytest.raises(ValueError, match="loop_s"):
+        interleaved(calls, rounds=1, loop_s=float("nan"), clock=clock)
+
+
 def test_interleaved_medians_of_varying_samples() -> None:
     clock = _FakeClock()
     costs = iter([10, 1000, 30, 20, 40])
@@ -186,7 +198,8 @@ def test_roofline_bound_is_the_larger_of_compute_and_traffic() -> None:
 def test_run_benchmark_api_reports_checks_and_ratios() -> None:
     layer = LAYERS["same_s2_asym_m2_bias_relu6"]
     roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
-    result = run_benchmark(layer, threads=(1,), peers=("tflite",), runs=3, roofline=roof)
+    result = run_benchmark(layer, threads=(1,), peers=("tflite",), runs=3, roofline=roof, loop_s=1e-3)
+    assert result.settings["loop_s"] == 1e-3
     (run,) = result.runs
     assert run.ours.ok and len(run.ours.samples.seconds) == 3
     assert run.ours.error <= 1e-5
@@ -198,6 +211,12 @@ def test_run_benchmark_api_reports_checks_and_ratios() -> None:
         assert run.speedup == pytest.approx(peer.median / run.ours.median)
     assert run.roofline_fraction == pytest.approx(roof.bound_seconds(layer, 1) / run.ours.median)
     json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("loop_s", [-1.0, float("nan"), "1", True])
+def test_run_benchmark_refuses_a_bad_loop_time(loop_s) -> None:
+    with pytest.raises(SpecError, match=r"loop_s must be zero or a finite number of seconds, got"):
+        run_benchmark(LAYERS["same_s1_m3"], threads=(1,), peers=(), runs=1, loop_s=loop_s)
 
 
 def test_impl_c_runs_or_says_why_not() -> None:
@@ -281,6 +300,8 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
         (["--threads", "0"], "threads"),
         (["--threads", "a"], "threads"),
         (["--runs", "0"], "runs"),
+        (["--loop-ms", "-1"], "--loop-ms must be zero or a finite number of milliseconds, got -1"),
+        (["--loop-ms", "inf"], "--loop-ms"),
         (["--impl", "cuda"], "--impl"),
         (["--database", "/nonexistent/db.jsonl"], "database"),
         # Output files are checked before the minutes of timing whose results they would hold.

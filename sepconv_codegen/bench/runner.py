@@ -8,6 +8,7 @@ wrong answer is reported with the reason and left out of "best peer"; nothing is
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
 
@@ -137,6 +138,7 @@ def _run_layer_at(layer, arrays, want, threads: int, ours, peers, settings) -> L
         settle_s=settings["settle_s"],
         warm_calls=settings["warm_calls"],
         warm_s=settings["warm_s"],
+        loop_s=settings["loop_s"],
     )
     for name, s in samples.items():
         results[name].samples = s
@@ -195,6 +197,7 @@ def run_benchmark(
     settle_s: float = SETTLE_S,
     warm_calls: int = 1,
     warm_s: float = WARM_S,
+    loop_s: float = 0.0,
     seed: int = 0,
     roofline: Roofline | None = None,
     log: Callable[[str], None] | None = None,
@@ -205,7 +208,9 @@ def run_benchmark(
     threads: thread counts to run at, e.g. (1, 2). peers: names from PEER_NAMES; a peer whose
     package is missing is skipped with the reason (see ``BenchResult.skipped``). impl: "tvm"
     (sepconv_codegen.build(layer, "llvm", database=...)) or "c" (build(layer, "c")). runs: timed
-    rounds (medians over them; 20 or more advised). roofline: a Roofline measured before
+    rounds (medians over them; 20 or more advised). loop_s: 0 times one call per round (after the
+    pause and warm-up of timing.py); more times back-to-back calls for at least that many seconds
+    and takes their mean per call. roofline: a Roofline measured before
     (default: measured now, about a second). log: called with one-line messages (skips,
     warnings); on_run: called with each LayerRun as soon as it is timed.
 
@@ -217,6 +222,9 @@ def run_benchmark(
     network = as_network(network)
     thread_counts = parse_threads(threads)
     names = _check_options(impl, runs, peers, database)
+    if (isinstance(loop_s, bool) or not isinstance(loop_s, (int, float))
+            or not math.isfinite(loop_s) or loop_s < 0):
+        raise SpecError(f"loop_s must be zero or a finite number of seconds, got {loop_s!r}")
     for layer in network:
         check_indexable(layer)  # before the peers and the reference allocate its tensors
     if runs < MIN_RUNS_ADVISED:
@@ -231,6 +239,7 @@ def run_benchmark(
         "settle_s": settle_s,
         "warm_calls": warm_calls,
         "warm_s": warm_s,
+        "loop_s": loop_s,
         "seed": seed,
         "tolerance": TOLERANCE,
         "impl": impl,

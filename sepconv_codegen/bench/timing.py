@@ -18,6 +18,12 @@ The pause has a cost of its own: a core that slept is slow for a while after it 
 as the same call in a loop (1 thread, 112x112x32 -> 64 layer: 1.45 ms against 0.78-1.06 ms), and
 still ~1.5x after one warm call; after 20 ms of warm calls it was within the run-to-run noise of
 the loop. Every implementation gets the same pause and warm-up.
+
+A sample is one call by default: the latency of a layer run once, as in a network. With
+``loop_s`` it is instead the mean of back-to-back calls over at least that long: each call then
+finds its weights and its own last output in cache, as in a layer run in a loop. The two answer
+different questions; the benchmark reports either (``bench --loop-ms``), so that a claim made
+with one can be checked with the other.
 """
 
 from __future__ import annotations
@@ -72,16 +78,21 @@ def interleaved(
     warm_calls: int = 0,
     clock: Callable[[], int] = time.perf_counter_ns,
     warm_s: float = 0.0,
+    loop_s: float = 0.0,
 ) -> dict[str, Samples]:
     """Time each call once per round for ``rounds`` rounds after ``warmup`` untimed rounds.
 
     Before each timed call: sleep ``settle_s`` seconds, then make untimed calls: at least
-    ``warm_calls`` of them, and more until ``warm_s`` seconds have passed.
+    ``warm_calls`` of them, and more until ``warm_s`` seconds have passed. With ``loop_s`` > 0 a
+    sample is the mean seconds per call of back-to-back calls for at least ``loop_s`` seconds
+    (at least one call), instead of one call.
     Returns name -> Samples with exactly ``rounds`` values. A call that raises propagates: the
     caller decides whether an implementation that fails is excluded.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
+    if not loop_s >= 0:  # also refuses nan
+        raise ValueError(f"loop_s must be zero or a positive number of seconds, got {loop_s}")
     names = list(calls)
     if not names:
         return {}
@@ -100,6 +111,13 @@ def interleaved(
                 call()
                 made += 1
             start = clock()
-            call()
-            samples[name].append((clock() - start) / 1e9)
+            loop_until = start + loop_s * 1e9
+            calls_timed = 0
+            while True:
+                call()
+                calls_timed += 1
+                end = clock()
+                if end >= loop_until:
+                    break
+            samples[name].append((end - start) / 1e9 / calls_timed)
     return {name: Samples(name, tuple(values)) for name, values in samples.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..bench import report
@@ -50,6 +51,14 @@ def add_parser(subparsers) -> None:
         default=DEFAULT_RUNS,
         help=f"timed rounds per layer; medians (default {DEFAULT_RUNS})",
     )
+    parser.add_argument(
+        "--loop-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="time each round as the mean of back-to-back calls over at least MS milliseconds "
+        "(default 0: one call per round, after a pause and a warm-up)",
+    )
     parser.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
     parser.add_argument("--png", default=None, metavar="PATH", help="write a chart as PNG")
     parser.add_argument(
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     peers = parse_peer_names(args.vs)
     if args.runs < 1:
         raise SpecError(f"--runs must be a positive integer, got {args.runs}")
+    if not math.isfinite(args.loop_ms) or args.loop_ms < 0:
+        raise SpecError(f"--loop-ms must be zero or a finite number of milliseconds, got {args.loop_ms:g}")
     # Output files are checked before any work: a bench takes minutes, and its results would be lost.
     if args.database is not None:
         check_database(args.database, "--database")
@@ -91,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"bench {network.name}: {len(network)} layer(s), ours = {args.impl}, "
         f"peers = {', '.join(peers) or 'none'}, threads = {','.join(map(str, threads))}, "
-        f"{args.runs} rounds",
+        f"{args.runs} rounds" + (f" of {args.loop_ms:g} ms loops" if args.loop_ms else ""),
         flush=True,
     )
     result = run_benchmark(
@@ -101,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         args.impl,
         args.runs,
         database=args.database,
+        loop_s=args.loop_ms / 1e3,
         log=log,
         on_run=on_run,
     )
