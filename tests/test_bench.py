@@ -156,8 +156,9 @@ def test_interleaved_loop_samples_are_means_of_back_to_back_calls() -> None:
     assert samples["a"].seconds == pytest.approx((3e-6, 3e-6))
     assert samples["b"].seconds == pytest.approx((5e-6, 5e-6))
     assert clock.log == ["a"] * 4 + ["b"] * 2 + ["b"] * 2 + ["a"] * 4
-    with pytest.raises(ValueError, match="loop_s"):
-        interleaved(calls, rounds=1, loop_s=float("nan"), clock=clock)
+    for bad in (float("nan"), float("inf"), -1e-3):
+        with pytest.raises(ValueError, match="loop_s must be zero or a finite number of seconds"):
+            interleaved(calls, rounds=1, loop_s=bad, clock=clock)
 
 
 def test_interleaved_medians_of_varying_samples() -> None:

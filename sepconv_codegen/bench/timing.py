@@ -28,6 +28,7 @@ with one can be checked with the other.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -91,8 +92,8 @@ def interleaved(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    if not loop_s >= 0:  # also refuses nan
-        raise ValueError(f"loop_s must be zero or a positive number of seconds, got {loop_s}")
+    if not (math.isfinite(loop_s) and loop_s >= 0):  # inf would never end a sample
+        raise ValueError(f"loop_s must be zero or a finite number of seconds, got {loop_s}")
     names = list(calls)
     if not names:
         return {}
