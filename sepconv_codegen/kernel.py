@@ -138,6 +138,12 @@ def _aligned_empty(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> n
     return raw[start : start + nbytes].view(dtype_).reshape(shape)
 
 
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    copy = _aligned_empty(array.shape, array.dtype.str)
+    np.copyto(copy, array)
+    return copy
+
+
 def _check_array(layer: SeparableConv2D, name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:
     if value.dtype != np.dtype(layer.dtype):
         raise SpecError(
@@ -182,9 +188,13 @@ class Kernel:
     def bind(self, input, depthwise_filter, pointwise_filter, bias=None, *, out=None) -> Callable[[], np.ndarray]:
         """Check and convert the arguments once; returns a no-argument function that runs the kernel.
 
-        Benchmarks time that function, so they measure the kernel and not argument checking.
+        The function computes on the arguments' values at bind time: they are copied, so later
+        changes to those arrays are not seen (bind again for new data, or call the kernel). Each
+        call writes into ``out`` (a new array when not given) and returns it. Benchmarks time that
+        function, so they measure the kernel and not argument checking.
         """
         arrays, out = check_arguments(self.layer, input, depthwise_filter, pointwise_filter, bias, out)
+        arrays = [_aligned_copy(a) for a in arrays]  # a snapshot, whatever the backend or alignment
         return self._bind(arrays, out)
 
     # Subclasses implement these two.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -47,19 +48,47 @@ def test_build_with_target_c_dispatches_to_the_c_backend():
     assert_matches_reference(LAYER, kernel(*arrays[:3], bias=arrays[3]), arrays)
 
 
-def test_bound_calls_reuse_the_arguments_and_the_scratch():
+def test_bound_calls_reuse_a_snapshot_of_the_arguments_and_the_thread_scratch():
     kernel = build_c(LAYER, KNOBS, cflags=("-O2",))
     arrays = random_arrays(LAYER, seed=6)
+    kept = [a.copy() for a in arrays]
     out = np.zeros(LAYER.output_shape, np.float32)
     run = kernel.bind(*arrays[:3], bias=arrays[3], out=out)
-    scratch = kernel._scratch
+    scratch = kernel._scratch()
     assert run() is out
     first = out.copy()
     out[...] = 0
+    for a in arrays:  # bind took a copy: later writes to the caller's arrays are not seen
+        a[...] = 0
     run()
     np.testing.assert_array_equal(out, first)
-    assert kernel._scratch is scratch and scratch.ctypes.data % 64 == 0
-    assert_matches_reference(LAYER, out, arrays)
+    assert kernel._scratch() == scratch and scratch % 64 == 0
+    assert_matches_reference(LAYER, out, kept)
+
+
+def test_calls_from_two_threads_at_once_do_not_share_scratch():
+    # The C function keeps its depthwise tile in the scratch the caller passes, and ctypes releases
+    # the GIL: with one buffer per kernel, most of these calls returned another call's values.
+    layer = SeparableConv2D(input_shape=(1, 28, 28, 32), out_channels=32)
+    kernel = build_c(layer, cflags=("-O2",))
+    inputs = [random_arrays(layer, seed=seed) for seed in (1, 2)]
+    wanted = [kernel(*arrays[:3]) for arrays in inputs]
+    for arrays, want in zip(inputs, wanted):
+        assert_matches_reference(layer, want, arrays)
+    wrong = []
+
+    def work(which: int) -> None:
+        arrays = inputs[which]
+        for _ in range(300):
+            if not np.array_equal(kernel(*arrays[:3]), wanted[which]):
+                wrong.append(which)
+
+    threads = [threading.Thread(target=work, args=(which,)) for which in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, f"{len(wrong)} of 600 concurrent calls returned a wrong result"
 
 
 def test_libraries_are_cached_per_compiler_flags():
@@ -94,7 +123,7 @@ def test_null_required_pointers_return_nonzero_and_write_nothing():
     pointers = [a.ctypes.data for a in arrays[:3]] + [
         arrays[3].ctypes.data,
         out.ctypes.data,
-        kernel._scratch.ctypes.data,
+        kernel._scratch(),
     ]
     for missing in range(6):
         args = list(pointers)

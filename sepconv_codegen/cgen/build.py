@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def compile_library(
 
 
 class CKernel(Kernel):
-    """A C kernel loaded from its shared library; owns one scratch buffer: one call at a time."""
+    """A C kernel loaded from its shared library. The C function takes its scratch memory from
+    the caller: each Python thread gets its own buffer, so calls from several threads at once
+    do not share it."""
 
     def __init__(
         self,
@@ -102,22 +105,24 @@ class CKernel(Kernel):
         function.argtypes = [ctypes.c_void_p] * 6
         function.restype = ctypes.c_int
         self._function = function
-        # 64-byte aligned: the kernel needs float alignment only, but whole cache lines help.
-        self._scratch = aligned_empty((plan.scratch_bytes // 4,), "float32")
+        self._scratch_floats = plan.scratch_bytes // 4
+        self._per_thread = threading.local()  # ctypes releases the GIL during the call
+
+    def _scratch(self) -> int:
+        """The address of this thread's scratch buffer (64-byte aligned: the kernel needs float
+        alignment only, but whole cache lines help)."""
+        buffer = getattr(self._per_thread, "scratch", None)
+        if buffer is None:
+            buffer = self._per_thread.scratch = aligned_empty((self._scratch_floats,), "float32")
+        return buffer.ctypes.data
 
     def _pointers(self, arrays: list[np.ndarray], out: np.ndarray) -> tuple:
+        """The kernel's arguments but its scratch, which _call adds per thread."""
         bias = arrays[3].ctypes.data if self.layer.bias else None
-        return (
-            arrays[0].ctypes.data,
-            arrays[1].ctypes.data,
-            arrays[2].ctypes.data,
-            bias,
-            out.ctypes.data,
-            self._scratch.ctypes.data,
-        )
+        return (arrays[0].ctypes.data, arrays[1].ctypes.data, arrays[2].ctypes.data, bias, out.ctypes.data)
 
     def _call(self, pointers: tuple) -> None:
-        status = self._function(*pointers)
+        status = self._function(*pointers, self._scratch())
         if status != 0:
             raise RuntimeError(f"C kernel {self.name} returned {status}")
 
