@@ -39,6 +39,9 @@ def build(
     if isinstance(target, str) and target.strip() == "c":
         from .cgen.build import build_c
 
+        if database is not None:  # never read: say so rather than build without it
+            raise SpecError(f"database={database!r} holds TVM schedules: target 'c' builds the C "
+                            "kernel with its own default knobs (or knobs=)")
         return build_c(layer, knobs=knobs)
     resolved = resolve_target(target)
     if knobs is not None and not isinstance(knobs, Knobs):

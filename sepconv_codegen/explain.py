@@ -92,10 +92,15 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         lines.append(f"  3. epilogue: y{post}{act}.")
     lines += [
         f"  Padding {layer.padding!r}: top {pt}, bottom {pb}, left {pl}, right {pr} zeros"
-        + (" (TF puts the odd pixel at the bottom/right)." if (pt != pb or pl != pr) else "."),
+        + (" (TF puts the odd pixel at the bottom/right)."
+           if layer.padding == "SAME" and (pt != pb or pl != pr) else "."),
         "",
-        "Why it is cheaper than conv2d (same input, output and kernel)",
     ]
+    sep_m, conv_m = layer.macs, layer.conv2d_macs
+    if sep_m < conv_m:
+        lines.append("Why it is cheaper than conv2d (same input, output and kernel)")
+    else:  # a 1x1 kernel, or M >= KH*KW or close to O: the factorization costs more than it saves
+        lines.append("Cost against conv2d (same input, output and kernel): here separable is NOT cheaper")
     bound, rank = min(m, kh * kw, o), _rank_per_channel(layer, rng)
     if bound <= _RANK_CAP:
         rank_text = f"with random filters it has rank {rank}"
@@ -103,14 +108,15 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         rank_text = (f"with random filters cut to {_RANK_CAP} taps, filters and outputs it has rank "
                      f"{rank}, the most it can")
     sep_p, conv_p = layer.param_count, layer.conv2d_param_count
-    sep_m, conv_m = layer.macs, layer.conv2d_macs
     lines += [
         f"  parameters: separable {kh}*{kw}*{cm} + {cm}*{o}{' + ' + str(o) if layer.bias else ''} = {sep_p:,}"
         f"   conv2d {kh}*{kw}*{c}*{o}{' + ' + str(o) if layer.bias else ''} = {conv_p:,}   ratio {sep_p / conv_p:.4f}",
         f"  MACs:       separable {sep_m:,} (depthwise {layer.depthwise_macs:,}, pointwise {layer.pointwise_macs:,})"
         f"   conv2d {conv_m:,}   ratio {sep_m / conv_m:.4f}",
-        f"  (without bias the ratio is M/O + M/(KH*KW) = {m}/{o} + {m}/{kh * kw} = {m / o + m / (kh * kw):.4f};"
-        f" {conv_m / sep_m:.1f}x fewer MACs)",
+        f"  (without bias the ratio is M/O + M/(KH*KW) = {m}/{o} + {m}/{kh * kw} = {m / o + m / (kh * kw):.4f}; "
+        + (f"{conv_m / sep_m:.1f}x fewer MACs)" if sep_m < conv_m else
+           f"{sep_m / conv_m:.1f}x the MACs of conv2d: it is cheaper only when M is well below both"
+           f" KH*KW and O)"),
         "",
         f"What channel_multiplier (M = {m}) does",
         f"  The layer equals a conv2d whose filter is factored: W[kh,kw,q,k] = sum_(r<{m}) dw[kh,kw,q,r] * pw[q*{m}+r,k].",

@@ -14,6 +14,8 @@ Layouts (TensorFlow's, everywhere in the project):
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -416,9 +418,21 @@ def chain(
 
 
 def mobilenet_v1(batch: int = 1, resolution: int = 224, width: float = 1.0) -> Network:
-    """The 13 depthwise-separable blocks of MobileNetV1 (3x3, SAME), after its first 3x3 conv."""
+    """The 13 depthwise-separable blocks of MobileNetV1 (3x3, SAME), after its first 3x3 conv.
+
+    width is Keras's alpha: every channel count c becomes int(c * width), as in
+    keras.applications.MobileNet.
+    """
+    for name, value in (("batch", batch), ("resolution", resolution)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise SpecError(f"mobilenet_v1: {name} must be a positive integer, got {value!r}")
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) \
+            or not math.isfinite(width) or int(32 * width) < 1:
+        raise SpecError(f"mobilenet_v1: width must be a number of at least 1/32 (Keras's alpha: "
+                        f"the 32-channel input keeps int(32 * width) channels), got {width!r}")
+
     def ch(c: int) -> int:
-        return max(8, int(c * width))
+        return int(c * width)
 
     # (stride, out_channels) of each block; the stem conv before them halves the resolution to 112.
     plan = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)]

@@ -48,6 +48,11 @@ def test_build_with_target_c_dispatches_to_the_c_backend():
     assert_matches_reference(LAYER, kernel(*arrays[:3], bias=arrays[3]), arrays)
 
 
+def test_target_c_refuses_a_database_it_would_not_read(tmp_path):
+    with pytest.raises(SpecError, match="database='nope.jsonl' holds TVM schedules: target 'c'"):
+        build(LAYER, target="c", database="nope.jsonl")
+
+
 def test_bound_calls_reuse_a_snapshot_of_the_arguments_and_the_thread_scratch():
     kernel = build_c(LAYER, KNOBS, cflags=("-O2",))
     arrays = random_arrays(LAYER, seed=6)

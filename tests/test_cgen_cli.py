@@ -110,6 +110,23 @@ def test_bad_options_fail_with_one_line(spec, tmp_path, args, message):
     assert done.stdout == ""
 
 
+def test_bad_weights_for_a_later_layer_write_nothing(spec, tmp_path):
+    layers = list(load_spec(spec))
+    arrays = {}
+    for layer in layers:
+        arrays[f"{layer.name}/depthwise_filter"] = np.ones(layer.depthwise_filter_shape, np.float32)
+        arrays[f"{layer.name}/pointwise_filter"] = np.ones(layer.pointwise_filter_shape, np.float32)
+        if layer.bias:
+            arrays[f"{layer.name}/bias"] = np.zeros(layer.bias_shape, np.float32)
+    last = layers[-1]
+    arrays[f"{last.name}/pointwise_filter"] = np.ones((1, 1, 1, 1), np.float32)
+    np.savez(tmp_path / "w.npz", **arrays)
+    done = emit(str(spec), "-o", str(tmp_path / "c"), "--weights", str(tmp_path / "w.npz"))
+    assert done.returncode == 2
+    assert f"weights['pointwise_filter'] has shape (1, 1, 1, 1), layer {last.name!r} needs" in done.stderr
+    assert done.stdout == "" and not list((tmp_path / "c").glob("*"))
+
+
 def test_weights_for_an_unknown_layer_fail(spec, tmp_path):
     np.savez(tmp_path / "w.npz", **{"third/bias": np.zeros(3, np.float32)})
     done = emit(str(spec), "-o", str(tmp_path), "--weights", str(tmp_path / "w.npz"))
@@ -158,3 +175,15 @@ def test_the_python_c_paths_refuse_it_too(tmp_path):
         with pytest.raises(SpecError, match=r"layer 'huge': its input .* bytes, more than"):
             make()
     assert not (tmp_path / "c").exists()
+
+
+def test_layers_with_one_workload_share_one_kernel_and_are_named(tmp_path):
+    spec = tmp_path / "same.toml"
+    spec.write_text('[[layer]]\nname = "first"\ninput_shape = [1, 6, 6, 8]\nout_channels = 8\n'
+                    '[[layer]]\nname = "second"\nout_channels = 8\n')
+    done = emit(str(spec), "-o", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr
+    rows = _rows(done.stdout)
+    assert rows["first"][1] == rows["second"][1]
+    assert f"wrote 1 kernel (2 files) to {tmp_path / 'c'}/" in done.stdout
+    assert f"layers first, second have the same workload and share {rows['first'][1]}" in done.stdout

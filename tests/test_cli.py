@@ -188,3 +188,15 @@ def test_build_target_c_refuses_what_the_c_backend_cannot_build(tmp_path):
     done = cli("build", str(f16), "--target", "c", "--database", "x.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "--database holds TVM schedules" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f16.toml"]
+
+
+def test_build_says_when_it_writes_no_c_for_a_layer(tmp_path):
+    spec = tmp_path / "half.toml"
+    spec.write_text('[defaults]\ndtype = "float16"\n[[layer]]\nname = "h"\ninput_shape = [1, 8, 8, 4]\n'
+                    '[[layer]]\nname = "g"\nout_channels = 8\n')
+    done = cli("build", str(spec), "--target", "llvm", "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "no standalone C for h (float16), g (float16): the C emitter takes float32 layers only" in done.stdout
+    entries = json.loads((tmp_path / "out" / "manifest.json").read_text())["layers"]
+    assert [e["layer"] for e in entries] == ["h", "g"] and not any("c" in e for e in entries)
+    assert not list((tmp_path / "out").glob("*.c"))

@@ -80,3 +80,33 @@ def test_spec_whose_second_layer_is_not_a_table(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('{"layer": [{"name": "a", "input_shape": [1,8,8,4]}, "b"]}')
     _refused(run_cli("explain", str(path)), "layer 1 must be a table of fields, got 'b'")
+
+
+@pytest.mark.parametrize(
+    "fields, cheaper",
+    [
+        (dict(input_shape=(1, 16, 16, 32), out_channels=64), True),
+        (dict(input_shape=(2, 5, 5, 3), kernel_size=1, channel_multiplier=4, out_channels=2), False),
+        (dict(input_shape=(1, 13, 11, 3), kernel_size=(3, 2), channel_multiplier=4, out_channels=6), False),
+    ],
+    ids=["mobilenet-like", "1x1-kernel", "M-above-KH*KW"],
+)
+def test_explain_says_cheaper_only_when_it_is(fields, cheaper):
+    layer = SeparableConv2D(**fields)
+    text = explain_layer(layer)
+    assert ("Why it is cheaper than conv2d" in text) == cheaper
+    assert ("fewer MACs" in text) == cheaper
+    assert ("NOT cheaper" in text) == (not cheaper)
+    assert (layer.macs < layer.conv2d_macs) == cheaper
+    if not cheaper:
+        assert f"{layer.macs / layer.conv2d_macs:.1f}x the MACs of conv2d" in text
+
+
+@pytest.mark.parametrize(
+    "padding, note",
+    [("SAME", True), (((2, 0), (1, 3)), False), (((1, 1), (1, 1)), False), ("VALID", False)],
+    ids=["same-odd", "explicit-asymmetric", "explicit-symmetric", "valid"],
+)
+def test_explain_gives_tfs_odd_pixel_rule_for_same_only(padding, note):
+    layer = SeparableConv2D(input_shape=(1, 8, 8, 4), kernel_size=(2, 4), padding=padding)
+    assert ("TF puts the odd pixel at the bottom/right" in explain_layer(layer)) == note

@@ -1,6 +1,7 @@
 """The layer IR: derived geometry and costs, and every bad input of SEMANTICS.md refused by name."""
 
 import json
+import re
 
 import pytest
 
@@ -125,6 +126,33 @@ def test_mobilenet_v1_blocks():
     assert abs(net.macs * 2 / 1e9 - 1.1138) < 1e-3
 
 
+def test_mobilenet_v1_width_is_keras_alpha():
+    # keras.applications.MobileNet(alpha=...) keeps int(filters * alpha) channels in every layer.
+    for width in (0.25, 0.5, 0.75, 0.2, 1 / 32, 2):
+        net = mobilenet_v1(width=width, resolution=96, batch=2)
+        assert net.layers[0].input_shape == (2, 48, 48, int(32 * width))
+        assert [layer.out_channels for layer in net][:2] == [int(64 * width), int(128 * width)]
+        assert net.layers[-1].output_shape == (2, 3, 3, int(1024 * width))
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(width=0), "width must be a number of at least 1/32"),
+        (dict(width=-1), "got -1"),
+        (dict(width=0.03), "got 0.03"),
+        (dict(width=float("nan")), "got nan"),
+        (dict(width="0.5"), "got '0.5'"),
+        (dict(batch=0), "batch must be a positive integer, got 0"),
+        (dict(resolution=2.5), "resolution must be a positive integer, got 2.5"),
+        (dict(batch=True), "batch must be a positive integer, got True"),
+    ],
+)
+def test_mobilenet_v1_refuses_bad_arguments_by_name(kwargs, words):
+    with pytest.raises(SpecError, match=re.escape(words)):
+        mobilenet_v1(**kwargs)
+
+
 def test_toml_and_json_spec_files(tmp_path):
     toml = tmp_path / "net.toml"
     toml.write_text(
@@ -163,7 +191,7 @@ def test_chain_infers_input_shapes():
     assert net.layers[1].input_shape == (1, 16, 16, 16)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1.toml", "rgb_multiplier.toml", "xception_entry.json"])
+@pytest.mark.parametrize("name", ["mobilenet_v1.toml", "rgb_multiplier.toml", "xception_middle.json"])
 def test_example_specs_load(name):
     from tests.conftest import ROOT
 

@@ -114,8 +114,9 @@ def network_weights(network: Network, path: str | os.PathLike) -> dict[str, dict
     """Per layer name, that layer's weights from one .npz for a whole network.
 
     Keys are ``LAYER/depthwise_filter``, ``LAYER/pointwise_filter`` and ``LAYER/bias``; a
-    one-layer network may use the bare names. Every layer must be present; each is checked by
-    :func:`load_weights` when it is used.
+    one-layer network may use the bare names. Every layer must be present, and every layer's
+    tensors are checked here (:func:`load_weights`), so that a bad tensor in a later layer is
+    refused before anything is written for the earlier ones.
     """
     archive = read_npz(Path(path))
     names = {layer.name for layer in network}
@@ -134,7 +135,7 @@ def network_weights(network: Network, path: str | os.PathLike) -> dict[str, dict
     missing = [name for name, tensors in per_layer.items() if not tensors]
     if missing:
         raise SpecError(f"weights file {str(path)!r} has no tensors for layer {missing[0]!r}")
-    return per_layer
+    return {layer.name: load_weights(layer, per_layer[layer.name]) for layer in network}
 
 
 def _checked(layer: SeparableConv2D, name: str, given: dict, shape: tuple[int, ...]) -> np.ndarray:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     header = f"{'layer':<10} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
     print(header)
     print("-" * len(header))
-    entries, total_ms, failed = [], 0.0, []
+    entries, total_ms, failed, no_c = [], 0.0, [], []
     for layer in network:
         kernel = build(layer, "c") if c_backend else build(layer, target, database=args.database)
         library = kernel.export(out_dir / f"{kernel.name}.so")
@@ -108,10 +108,13 @@ def run(args: argparse.Namespace) -> int:
             timing = f"{'-':>9} {'-':>8} {'-':>9}"
         # The C sources: beside a CPU library for firmware; with --target c, the library's own
         # source and header (the same knobs, so the same NAME.c and NAME.h).
-        if not args.no_c and layer.dtype == "float32" and (c_backend or target.family == "cpu"):
-            c_entry = _write_c(layer, out_dir)
-            if c_entry is not None:
-                entry["c"] = c_entry
+        if not args.no_c and (c_backend or target.family == "cpu"):
+            if layer.dtype != "float32":
+                no_c.append(f"{layer.name} ({layer.dtype})")
+            else:
+                c_entry = _write_c(layer, out_dir)
+                if c_entry is not None:
+                    entry["c"] = c_entry
         entry["files"]["all"] = sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))
         shape = "x".join(map(str, layer.output_shape))
         print(f"{layer.name:<10} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
@@ -123,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         mflop = network.macs * 2 / 1e6
         print(f"{'total':<10} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
     print(f"wrote {len(entries)} kernels and manifest.json to {out_dir}/")
+    if no_c:
+        print(f"no standalone C for {', '.join(no_c)}: the C emitter takes float32 layers only")
     if failed:
         print(f"error: {', '.join(failed)} differ from the reference beyond tolerance")
         return 1

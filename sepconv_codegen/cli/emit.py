@@ -68,15 +68,19 @@ def run(args: argparse.Namespace) -> int:
     )
     print(header)
     print("-" * len(header))
-    functions = set()
+    functions: dict[str, list[str]] = {}  # function -> the layers it serves
     for layer in network:
         emitted = emit_c(layer, out_dir, knobs=knobs[layer.name], weights=weights.get(layer.name))
-        functions.add(emitted.function)
+        functions.setdefault(emitted.function, []).append(layer.name)
         ram = peak_ram_bytes(emitted.plan)
         print(
             f"{layer.name:<12} {emitted.function:<56} {emitted.scratch_bytes:>10} "
             f"{ram['kernel']:>11} {ram['unfused']:>11} {ram['kernel'] / ram['unfused']:>6.2f}"
         )
-    print(f"wrote {len(functions)} kernels ({2 * len(functions)} files) to {out_dir}/")
+    count = len(functions)
+    print(f"wrote {count} kernel{'s' if count != 1 else ''} ({2 * count} files) to {out_dir}/")
+    for function, names in functions.items():
+        if len(names) > 1:  # the files' header comment shows the last of them
+            print(f"layers {', '.join(names)} have the same workload and share {function}")
     print("peak RAM: input + output + scratch; unfused: input + output + the whole intermediate")
     return 0
