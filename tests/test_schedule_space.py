@@ -204,3 +204,31 @@ def test_depthwise_heavy_defaults_run_along_rows_unfused(out_channels, heavy, ta
     arrays = random_arrays(small, seed=4)
     out = compile_kernel(small, target, default_knobs(small, target), "test")(*arrays[:3])
     assert_matches_reference(small, out, arrays)
+
+
+@pytest.mark.parametrize("out_channels", [728, 40, 200, 13])
+def test_channel_counts_off_the_register_tile_keep_a_two_vector_tile(out_channels, target):
+    # 728 (Xception) = 91 vectors of 8: no 2-4 vector block divides it. The packed pointwise step
+    # computes the last block whole over zero filter channels, so the default keeps 16 channels
+    # per register tile (AMD EPYC znver3, 19x19x728 -> 728, 1 thread: 8 channels per tile
+    # 10.3 ms, 16 channels 5.2 ms; ONNX Runtime 5.4-5.7 ms).
+    from sepconv_codegen.schedule.cpu import ragged
+
+    layer = L(input_shape=(1, 19, 19, 64), out_channels=out_channels)
+    k = default_knobs(layer, target)
+    assert k.oc == 16 and k.pack
+    points = search_space(layer, target)
+    assert any(ragged(p.oc, out_channels) for p in points)
+    assert not any(ragged(p.oc, out_channels) and not p.pack for p in points)
+
+
+@pytest.mark.parametrize("knobs", [
+    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, flat=True, pack=True),
+    Knobs(tile_h=1, tile_w=12, px=4, oc=24, vec=8, flat=True, pack=True, fused=False, oc_split=2),
+    Knobs(tile_h=1, tile_w=9, px=3, oc=32, vec=8, pack=True, order="channels_outer"),
+], ids=["16_of_40", "24_of_40_chunks", "32_of_40_rows"])
+def test_ragged_channel_blocks_match_reference(knobs, target):
+    layer = L(input_shape=(1, 9, 9, 12), out_channels=40, bias=True, activation="relu6")
+    arrays = random_arrays(layer, seed=5)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3])
+    assert_matches_reference(layer, out, arrays)

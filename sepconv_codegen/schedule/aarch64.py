@@ -54,7 +54,8 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     ]
     if not tiles:
         return base
-    px, oc = max(tiles, key=lambda t: (_fmas_per_load(t[0], t[1] // lanes), t[0]))
+    o = layer.out_channels
+    px, oc = max(tiles, key=lambda t: (_fmas_per_load(t[0], t[1] // lanes) * cpu.channel_use(t[1], o), t[0]))
     return replace(base, px=px, oc=oc, vec=lanes)
 
 

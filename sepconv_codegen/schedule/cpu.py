@@ -14,7 +14,7 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import TAP_ORDERS, Knobs
 
-__all__ = ["channel_chunks", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
+__all__ = ["channel_chunks", "channel_use", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
            "register_tiles", "search_space"]
 
 # The default splits the output channels into chunks until there are this many parallel tasks;
@@ -29,11 +29,22 @@ def _divisors(n: int, limit: int) -> list[int]:
 
 
 def _channel_tiles(lanes: int, out_channels: int) -> list[tuple[int, int]]:
-    """(vectors, oc) for register tiles of 1-4 vectors whose oc divides the output channels or
-    covers them all."""
+    """(vectors, oc) for register tiles of 1-4 vectors, up to the tile that covers the output
+    channels. Where oc does not divide them, the packed pointwise step computes the last block
+    whole, over zero filter channels (compute.py), so no register tile has a channel test."""
     max_v = max(1, -(-out_channels // lanes))
-    return [(v, v * lanes) for v in range(1, min(max_v, 4) + 1)
-            if out_channels % (v * lanes) == 0 or v * lanes >= out_channels]
+    return [(v, v * lanes) for v in range(1, min(max_v, 4) + 1)]
+
+
+def channel_use(oc: int, out_channels: int) -> float:
+    """The share of the computed output channels that are real: blocks of oc cover O rounded up."""
+    return out_channels / (-(-out_channels // oc) * oc)
+
+
+def ragged(oc: int, out_channels: int) -> bool:
+    """Whether the channel blocks of oc leave a partial last block (that only packing computes
+    without a test in the reduction loop)."""
+    return oc < out_channels and out_channels % oc != 0
 
 
 def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -> list[tuple[int, int]]:
@@ -43,8 +54,9 @@ def register_tiles(target: Target, lanes: int, tile_w: int, out_channels: int) -
     vectors and broadcasts one intermediate value at a time, so it needs
         px * v + v + 1 <= registers.
     With 16 registers (AVX2): 7x1, 6x2 (4x2), 4x3; with 32 (AVX-512, NEON): 14x2, 9x3, 6x4.
-    px must divide the tile width and oc the output channels (or cover them): a tail there is
-    a predicate inside the reduction loop, which keeps accumulators in memory (2-4x slower).
+    px must divide the tile width: a tail there is a predicate inside the reduction loop, which
+    keeps accumulators in memory (2-4x slower). oc need not divide the output channels (see
+    _channel_tiles).
     """
     tiles = []
     for v, oc in _channel_tiles(lanes, out_channels):
@@ -108,10 +120,11 @@ def _tile_widths(ow: int) -> list[int]:
     return widths[-4:]  # the widest few: narrow tiles redo the depthwise halo for little gain
 
 
-def _score(knobs: Knobs) -> tuple:
-    """Preference among register tiles: most FMAs per loaded value, then more pixels."""
+def _score(knobs: Knobs, out_channels: int) -> tuple:
+    """Preference among register tiles: most FMAs per loaded value, counting only those on real
+    output channels, then more pixels."""
     v = knobs.oc // knobs.vec
-    return (knobs.px * v / (knobs.px + v), knobs.px)
+    return (knobs.px * v / (knobs.px + v) * channel_use(knobs.oc, out_channels), knobs.px)
 
 
 def _useful(knobs: Knobs, pixels: int) -> float:
@@ -122,8 +135,8 @@ def _useful(knobs: Knobs, pixels: int) -> float:
     return pixels / (-(-pixels // knobs.tile_w) * knobs.tile_w)
 
 
-def _flat_score(knobs: Knobs, pixels: int) -> tuple:
-    fmas_per_load, px = _score(knobs)
+def _flat_score(knobs: Knobs, pixels: int, out_channels: int) -> tuple:
+    fmas_per_load, px = _score(knobs, out_channels)
     return (fmas_per_load * _useful(knobs, pixels), px)
 
 
@@ -155,6 +168,11 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     per-tile start-up of a fused tile (same machine, 112x112x32 -> 64, against its tuned
     record: flat and fused 1.32x the time on 1 thread, along rows and fused 1.12x, along rows
     and not fused 1.01x).
+    Output channels that no 2-vector block divides (Xception's 728 = 91 vectors of 8) keep the
+    2-vector tile: the packed pointwise step computes the last block whole over zero filter
+    channels, and the score counts only the real channels (same machine, 19x19x728 -> 728,
+    1 thread: one vector per tile, as when blocks had to divide O, 10.3 ms; 6 px x 2 vectors
+    5.2 ms; ONNX Runtime 5.4-5.7 ms).
     Parallel tasks: with fewer than 8 tiles the output channels are split into 2 or 4 chunks
     (oc_split) so that every core gets an equal share (same machine, 2 threads, 7x7x1024: three
     tiles 0.52 ms, three tiles x 2 chunks 0.44 ms).
@@ -181,15 +199,15 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     candidates = [Knobs(tile_h=1, tile_w=tile_w, px=px, oc=oc, vec=lanes)
                   for px, oc in register_tiles(target, lanes, tile_w, o) if fits(px, oc)]
     candidates = candidates or [Knobs(tile_h=1, tile_w=tile_w, px=1, oc=lanes, vec=lanes)]
-    best = max(candidates, key=_score)
+    best = max(candidates, key=lambda k: _score(k, o))
     heavy = depthwise_heavy(layer)
     rows_suffice = heavy and best.oc >= 2 * lanes
     flat_points = [Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, flat=True)
                    for run, px, oc in flat_tiles(target, lanes, pixels, o) if fits(px, oc)] if flat else []
     if flat_points and not rows_suffice:
         # the first run of the best tile on a tie: _flat_runs orders them
-        best_flat = max(flat_points, key=lambda k: _flat_score(k, pixels))
-        if _flat_score(best_flat, pixels) > _score(best):
+        best_flat = max(flat_points, key=lambda k: _flat_score(k, pixels, o))
+        if _flat_score(best_flat, pixels, o) > _score(best, o):
             best = best_flat
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
                   order="pixels_outer", unroll=True, pad="inline", pack=True, taps="grouped",
@@ -218,7 +236,7 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
             (True, False),
             TAP_ORDERS,
         ):
-            if pad == "stage" and not fused:
+            if (pad == "stage" and not fused) or (ragged(oc, o) and not pack):
                 continue
             points.add(Knobs(tile_h=th, tile_w=tw, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                              unroll=True, pad=pad, pack=pack, taps=taps))
@@ -229,6 +247,8 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         (True, False),
         TAP_ORDERS,
     ):
+        if ragged(oc, o) and not pack:  # a channel test in the reduction loop: 2-4x slower
+            continue
         points.add(Knobs(tile_h=1, tile_w=run, px=px, oc=oc, vec=lanes, fused=fused, order=order,
                          unroll=True, pad="inline", pack=pack, taps=taps, flat=True))
     for k in list(points):  # few tiles: channel chunks as extra parallel tasks

@@ -108,8 +108,12 @@ def separable_compute(layer: SeparableConv2D, pack: int | None = None, pixels: i
         # TF rounds the depthwise result to the layer dtype before the pointwise step.
         inter = te.compute(inter.shape, lambda *i: inter(*i).astype(dtype).astype(acc), name="dw_round")
     r = te.reduce_axis((0, cm), "r")
+    # Packed, the pointwise step runs over whole panels: the zero channels past O cost a little
+    # work but keep every register tile free of a channel test in its reduction loop.
+    o_computed = -(-o // pack) * pack if pack else o
     point = te.compute(
-        (*inter.shape[:-1], o), lambda *i: te.sum(inter[(*i[:-1], r)] * weight(r, i[-1]).astype(acc), axis=r),
+        (*inter.shape[:-1], o_computed),
+        lambda *i: te.sum(inter[(*i[:-1], r)] * weight(r, i[-1]).astype(acc), axis=r),
         name="pw",
     )
 
