@@ -232,3 +232,20 @@ def test_ragged_channel_blocks_match_reference(knobs, target):
     arrays = random_arrays(layer, seed=5)
     out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3])
     assert_matches_reference(layer, out, arrays)
+
+
+def test_a_filter_past_the_last_level_cache_is_read_once_per_run(target):
+    # 1536 x 2048 floats = 12.6 MB: pixels_outer would stream it once per 5-pixel group.
+    from sepconv_codegen.schedule.cpu import HUGE_FILTER_BYTES, parallel_tasks
+
+    huge = L(input_shape=(1, 10, 10, 1536), out_channels=2048)
+    k = default_knobs(huge, target)
+    assert 1536 * 2048 * 4 > HUGE_FILTER_BYTES
+    assert (k.order, k.flat, k.tile_w, k.fused) == ("channels_outer", True, 100, False)
+    assert parallel_tasks(huge, k) >= 4
+    below = default_knobs(L(input_shape=(1, 10, 10, 1024), out_channels=1536), target)  # 6.3 MB
+    assert below.order == "pixels_outer"
+    small = L(input_shape=(1, 6, 5, 16), out_channels=40)  # the same knobs, checked on a small layer
+    arrays = random_arrays(small, seed=6)
+    out = compile_kernel(small, target, k, "test")(*arrays[:3])
+    assert_matches_reference(small, out, arrays)
