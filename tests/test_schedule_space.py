@@ -253,7 +253,7 @@ def test_a_filter_past_the_last_level_cache_is_read_once_per_run(target):
 
 @pytest.mark.parametrize("vectors, group", [(4, 4), (8, 8), (18, 6), (30, 6), (91, 7), (40, 8), (13, 8), (128, 8)])
 def test_tap_groups_divide_the_channel_vectors_where_they_can(vectors, group):
-    from sepconv_codegen.tvm_backend.schedule_cpu import tap_group
+    from sepconv_codegen.schedule.cpu import tap_group
 
     assert tap_group(vectors) == group
 
@@ -271,3 +271,19 @@ def test_grouped_taps_leave_no_partial_group_on_144_channels(target):
     arrays = random_arrays(layer, seed=7)
     out = compile_kernel(layer, target, knobs, "test")(*arrays[:3])
     assert_matches_reference(layer, out, arrays)
+
+
+def test_default_holds_every_output_channel_in_one_tile_when_it_can(target):
+    # 24 channels: 4 px x 3 vectors takes all 16 registers, allowed only for a tile of all O.
+    k = default_knobs(L(input_shape=(1, 56, 56, 144), out_channels=24), target)
+    assert (k.px, k.oc) == (4, 24)
+    wide = default_knobs(L(input_shape=(1, 14, 14, 512), out_channels=512), target)
+    assert wide.oc == 16  # 4 x 3 vectors on 512 channels took 1.0-1.14x the time of 6 x 2
+
+
+@pytest.mark.parametrize("channels, taps", [(100, "outer"), (104, "outer"), (144, "grouped"), (128, "grouped"),
+                                            (40, "grouped")])
+def test_default_taps_are_grouped_only_without_a_partial_group(channels, taps, target):
+    # 100 and 104 channels: 13 vectors of 8, prime: no group size from 4 to 8 divides them.
+    layer = L(input_shape=(1, 35, 35, channels), out_channels=300)
+    assert default_knobs(layer, target).taps == taps

@@ -16,13 +16,28 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import TAP_ORDERS, Knobs
 
-__all__ = ["channel_chunks", "channel_use", "default_knobs", "flat_tiles", "parallel_tasks", "register_channels",
-           "register_tiles", "search_space"]
+__all__ = ["TAP_GROUP", "channel_chunks", "channel_use", "default_knobs", "flat_tiles", "parallel_tasks",
+           "register_channels", "register_tiles", "search_space", "tap_group"]
 
 # The default splits the output channels into chunks until there are this many parallel tasks;
 # the space offers chunks to points with fewer than SPLIT_BELOW_TASKS tiles. Points with a single
 # task (a kernel that leaves every core but one idle) are left out of the space.
 DEFAULT_TASKS = 8
+# Channel vectors whose depthwise sums stay in registers across the taps ("grouped"): 8 of the 16
+# AVX2 registers, the rest for inputs. AMD EPYC znver3, 1 thread, 56x56x128 (block 3), interleaved
+# against taps="outer": groups of 4 took 1.12x the time, 8 0.96x, 12 1.05x, 16 0.98x.
+TAP_GROUP = 8
+
+
+def tap_group(vectors: int) -> int:
+    """Channel vectors per group of taps="grouped": TAP_GROUP, or the largest divisor of the
+    vectors from 4 up to it, so that no group is partial (a partial group tests its channels in
+    the innermost loop: 56x56x144 -> 40, 5x5, stride 2, 18 vectors, 1 thread, groups of 8
+    0.57 ms, of 6 0.32 ms)."""
+    if vectors <= TAP_GROUP:
+        return vectors
+    divisors = [d for d in range(4, TAP_GROUP + 1) if vectors % d == 0]
+    return max(divisors) if divisors else TAP_GROUP
 SPLIT_BELOW_TASKS = 16
 # Pointwise filters above this many bytes take the channel panels outside the pixels in the
 # default (AMD EPYC znver3 VM, shared L3, 1 thread, interleaved: 10x10x1536 -> 2048, a 12.6 MB
@@ -202,7 +217,11 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
         tile_w = ow
     def fits(px: int, oc: int) -> bool:
         # One register short of the file: the 16th of 16 (14x1 on 14-wide layers) made LLVM spill.
-        return px * (oc // lanes) + oc // lanes + 2 <= target.vector_registers
+        # A tile that holds every output channel may take all 16: 4 px x 3 vectors on 24 channels
+        # (same machine, 56x56x144 -> 24, 1 thread: 0.47 ms against 0.57 for 4 x 2 vectors over
+        # 32 computed channels). On 512 channels 4 x 3 took 1.0-1.14x the time of 6 x 2.
+        spare = 1 if oc >= o else 2
+        return px * (oc // lanes) + oc // lanes + spare <= target.vector_registers
 
     candidates = [Knobs(tile_h=1, tile_w=tile_w, px=px, oc=oc, vec=lanes)
                   for px, oc in register_tiles(target, lanes, tile_w, o) if fits(px, oc)]
@@ -217,8 +236,13 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
         best_flat = max(flat_points, key=lambda k: _flat_score(k, pixels, o))
         if _flat_score(best_flat, pixels, o) > _score(best, o):
             best = best_flat
+    # Groups of taps need a divisor of the channel vectors (tap_group); without one (13 vectors:
+    # 100 channels) the taps go outside every vector instead (same machine, 35x35x100 -> 300,
+    # interleaved: 0.86-0.87x the time of grouped with a partial group, on 1 and 2 threads).
+    vectors = -(-layer.depthwise_channels // lanes)
+    taps = "grouped" if vectors % tap_group(vectors) == 0 else "outer"
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
-                  order="pixels_outer", unroll=True, pad="inline", pack=True, taps="grouped",
+                  order="pixels_outer", unroll=True, pad="inline", pack=True, taps=taps,
                   flat=best.flat)
     if layer.depthwise_channels * o * np.dtype(layer.dtype).itemsize > HUGE_FILTER_BYTES and flat:
         # Each pixel group of pixels_outer reads the whole filter: one that falls out of the

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schedule.cpu import channel_chunks, register_channels
+from ..schedule.cpu import channel_chunks, register_channels, tap_group
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
 from ._tvm import Schedule
@@ -43,20 +43,6 @@ def split_by(sch, loop, factor: int):
     return sch.split(loop, [None, factor])
 
 
-# Channel vectors whose depthwise sums stay in registers across the taps ("grouped"): 8 of the 16
-# AVX2 registers, the rest for inputs. AMD EPYC znver3, 1 thread, 56x56x128 (block 3), interleaved
-# against taps="outer": groups of 4 took 1.12x the time, 8 0.96x, 12 1.05x, 16 0.98x.
-TAP_GROUP = 8
-
-
-def tap_group(vectors: int) -> int:
-    """Channel vectors per group of taps="grouped": TAP_GROUP, or the largest divisor of the
-    vectors from 4 up to it, so that no group is partial (a partial group tests its channels in
-    the innermost loop)."""
-    if vectors <= TAP_GROUP:
-        return vectors
-    divisors = [d for d in range(4, TAP_GROUP + 1) if vectors % d == 0]
-    return max(divisors) if divisors else TAP_GROUP
 # L1 way size of current x86 and Arm cores (32-64 KB, 8-16 ways): rows of the intermediate whose
 # stride is a multiple of it share one L1 set, so the register tile's 6 rows evict each other.
 L1_WAY_BYTES = 4096
