@@ -364,10 +364,15 @@ class SeparableConv2D:
 
 @dataclass(frozen=True)
 class Network:
-    """An ordered list of layers whose shapes chain: each layer's output is the next one's input."""
+    """An ordered list of layers whose shapes chain: each layer's output is the next one's input.
+
+    With ``chained=False`` the layers are independent (the separable layers of a model with
+    pooling or residual additions between them): any shapes and dtypes, names still unique.
+    """
 
     layers: tuple[SeparableConv2D, ...]
     name: str = "network"
+    chained: bool = True
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -380,7 +385,9 @@ class Network:
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup is not None:
             raise SpecError(f"layer names must be unique in a network, {dup!r} appears twice")
-        for prev, nxt in zip(layers, layers[1:]):
+        if not isinstance(self.chained, bool):
+            raise SpecError(f"chained must be true or false, got {self.chained!r}")
+        for prev, nxt in zip(layers, layers[1:]) if self.chained else ():
             if prev.output_shape != nxt.input_shape:
                 raise SpecError(
                     f"layer {nxt.name!r}: input_shape {nxt.input_shape} does not match the output "

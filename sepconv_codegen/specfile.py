@@ -8,6 +8,10 @@ Schema (TOML shown; JSON is the same structure)::
     kernel_size = 3
     padding = "SAME"
 
+    chained = true               # optional: false for independent layers, each with its own
+                                 # input_shape (the separable layers of a model with pooling or
+                                 # residual additions between them)
+
     [[layer]]                    # one table per layer, in order
     name = "block1"              # optional, default layer0, layer1, ...
     input_shape = [1, 112, 112, 32]   # required on the first layer; later layers take the
@@ -30,11 +34,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .spec import Network, SpecError, chain
+from .spec import Network, SeparableConv2D, SpecError, chain
 
 __all__ = ["load_spec", "network_from_dict"]
 
-_TOP_KEYS = {"name", "defaults", "layer", "layers"}
+_TOP_KEYS = {"name", "chained", "defaults", "layer", "layers"}
 
 
 def network_from_dict(data: Any, default_name: str = "network") -> Network:
@@ -43,7 +47,7 @@ def network_from_dict(data: Any, default_name: str = "network") -> Network:
         raise SpecError(f"a spec must be a table with a 'layer' list, got {type(data).__name__}")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise SpecError(f"spec: unknown top-level key {unknown[0]!r} (known: defaults, layer, name)")
+        raise SpecError(f"spec: unknown top-level key {unknown[0]!r} (known: chained, defaults, layer, name)")
     if "layer" in data and "layers" in data:
         raise SpecError("spec: both 'layer' and 'layers' are given; use one of them for the list of layers")
     layers = data.get("layer", data.get("layers"))
@@ -55,12 +59,25 @@ def network_from_dict(data: Any, default_name: str = "network") -> Network:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SpecError(f"spec: 'defaults' must be a table, got {defaults!r}")
-    first = {**defaults, **layers[0]}
-    if "input_shape" not in first:
-        raise SpecError("spec: the first layer must give input_shape [N, H, W, C]")
     name = data.get("name", default_name)
     if not isinstance(name, str):
         raise SpecError(f"spec: name must be a string, got {name!r}")
+    chained = data.get("chained", True)
+    if not isinstance(chained, bool):
+        raise SpecError(f"spec: chained must be true or false, got {chained!r}")
+    if not chained:
+        independent = []
+        for i, layer in enumerate(layers):
+            fields = {**defaults, **layer}
+            fields.setdefault("name", f"layer{i}")
+            if "input_shape" not in fields:
+                raise SpecError(f"spec: layer {i} ({fields['name']}) must give input_shape [N, H, W, C]: "
+                                "with chained = false no layer takes the shape of the one before")
+            independent.append(SeparableConv2D.from_dict(fields, where=f"layer {i} ({fields['name']})"))
+        return Network(tuple(independent), name=name, chained=False)
+    first = {**defaults, **layers[0]}
+    if "input_shape" not in first:
+        raise SpecError("spec: the first layer must give input_shape [N, H, W, C]")
     return chain(first["input_shape"], layers, name=name, **defaults)
 
 

@@ -186,12 +186,34 @@ def test_bad_spec_files(tmp_path, text, words):
         load_spec(path)
 
 
+def test_unchained_specs_hold_independent_layers(tmp_path):
+    path = tmp_path / "parts.toml"
+    path.write_text('chained = false\n[defaults]\nout_channels = 8\n'
+                    '[[layer]]\nname = "a"\ninput_shape = [1, 9, 9, 4]\n'
+                    '[[layer]]\nname = "b"\ninput_shape = [2, 5, 5, 16]\ndtype = "float16"\n')
+    net = load_spec(path)
+    assert not net.chained and [layer.input_shape for layer in net] == [(1, 9, 9, 4), (2, 5, 5, 16)]
+    assert [layer.dtype for layer in net] == ["float32", "float16"]
+    path.write_text('chained = false\n[[layer]]\ninput_shape = [1, 9, 9, 4]\n[[layer]]\nout_channels = 4\n')
+    with pytest.raises(SpecError, match=r"layer 1 \(layer1\) must give input_shape .* chained = false"):
+        load_spec(path)
+    path.write_text('chained = "no"\n[[layer]]\ninput_shape = [1, 9, 9, 4]\n')
+    with pytest.raises(SpecError, match="spec: chained must be true or false, got 'no'"):
+        load_spec(path)
+    same = SeparableConv2D(**BASE, name="x")
+    with pytest.raises(SpecError, match="'x' appears twice"):
+        Network((same, same), chained=False)
+    with pytest.raises(SpecError, match="does not match the output"):
+        Network((same, same.replace(name="y")))
+
+
 def test_chain_infers_input_shapes():
     net = chain((1, 16, 16, 8), [{"out_channels": 16}, {"strides": 2, "out_channels": 32}])
     assert net.layers[1].input_shape == (1, 16, 16, 16)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1.toml", "rgb_multiplier.toml", "xception_middle.json"])
+@pytest.mark.parametrize("name", ["mobilenet_v1.toml", "rgb_multiplier.toml", "xception_middle.json",
+                                  "beyond_mobilenet.toml"])
 def test_example_specs_load(name):
     from tests.conftest import ROOT
 

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         description, runs_here, manifest_target = target.description, target.runs_here, target.tvm
     out_dir = output_folder(args.output, "-o")
     print(f"target: {description}")
-    header = f"{'layer':<10} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
+    width = max(10, *(len(layer.name) for layer in network))
+    header = f"{'layer':<{width}} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
     print(header)
     print("-" * len(header))
     entries, total_ms, failed, no_c = [], 0.0, [], []
@@ -117,14 +118,14 @@ def run(args: argparse.Namespace) -> int:
                     entry["c"] = c_entry
         entry["files"]["all"] = sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))
         shape = "x".join(map(str, layer.output_shape))
-        print(f"{layer.name:<10} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
+        print(f"{layer.name:<{width}} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
               flush=True)
         entries.append(entry)
     manifest = {"network": network.name, "target": manifest_target, "layers": entries}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if runs_here:
         mflop = network.macs * 2 / 1e6
-        print(f"{'total':<10} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
+        print(f"{'total':<{width}} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
     print(f"wrote {len(entries)} kernels and manifest.json to {out_dir}/")
     if no_c:
         print(f"no standalone C for {', '.join(no_c)}: the C emitter takes float32 layers only")
