@@ -214,6 +214,23 @@ def test_run_benchmark_api_reports_checks_and_ratios() -> None:
     json.dumps(result.to_dict())
 
 
+def test_long_layer_names_are_printed_whole_and_aligned(capsys) -> None:
+    from sepconv_codegen.bench import report
+
+    names = ["xception_entry1", "xception_entry2"]  # the same in their first 12 characters
+    layers = [LAYERS["same_s1_m3"].replace(name=n) for n in names]
+    roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
+    results = [run_benchmark(layer, threads=(1,), peers=(), runs=1, roofline=roof) for layer in layers]
+    width = report.layer_width(names)
+    assert width == len("xception_entry1") and report.layer_width(["a"]) == 12
+    rows = [report.format_row(r.runs[0], ["ours"], width) for r in results]
+    header = report.format_header(["ours"], 1, width).splitlines()[1]
+    for row, name in zip(rows, names):
+        assert row.startswith(name + " ") and len(row) == len(header)
+    summary = report.format_summary(results[0])
+    assert summary.splitlines()[1].startswith("layer" + " " * (width - 4))
+
+
 @pytest.mark.parametrize("loop_s", [-1.0, float("nan"), "1", True])
 def test_run_benchmark_refuses_a_bad_loop_time(loop_s) -> None:
     with pytest.raises(SpecError, match=r"loop_s must be zero or a finite number of seconds, got"):

@@ -8,9 +8,15 @@ from pathlib import Path
 
 from .results import BenchResult, ImplResult, LayerRun
 
-__all__ = ["describe_machine", "format_header", "format_row", "format_summary", "write_json"]
+__all__ = ["describe_machine", "format_header", "format_row", "format_summary", "layer_width", "write_json"]
 
 _LAYER_W = 12
+
+
+def layer_width(layer_names) -> int:
+    """The layer column's width: 12, or the longest name (names are never cut: two layers whose
+    names differ only past the 12th character must stay apart)."""
+    return max(_LAYER_W, *(len(name) for name in layer_names))
 
 
 def _impl_width(name: str) -> int:
@@ -29,9 +35,9 @@ def _fmt(value: float | None, spec: str, width: int, suffix: str = "") -> str:
     return f"{'-':>{width}}" if value is None else f"{format(value, spec) + suffix:>{width}}"
 
 
-def format_header(names: list[str], threads: int) -> str:
+def format_header(names: list[str], threads: int, width: int = _LAYER_W) -> str:
     """The column titles of the per-layer table at one thread count."""
-    cells = [f"{'layer':<{_LAYER_W}}", f"{'MFLOP':>7}"]
+    cells = [f"{'layer':<{width}}", f"{'MFLOP':>7}"]
     cells += [f"{n + ' ms':>{_impl_width(n)}}" for n in names]
     cells += [f"{'best peer':>12}", f"{'speedup':>8}", f"{'GFLOP/s':>8}", f"{'roofline':>9}"]
     line = " ".join(cells)
@@ -39,10 +45,10 @@ def format_header(names: list[str], threads: int) -> str:
     return f"{title}\n{line}\n{'-' * len(line)}"
 
 
-def format_row(run: LayerRun, names: list[str]) -> str:
+def format_row(run: LayerRun, names: list[str], width: int = _LAYER_W) -> str:
     """One layer at one thread count."""
     best = run.best_peer
-    cells = [f"{run.layer.name[:_LAYER_W]:<{_LAYER_W}}", f"{run.layer.flops / 1e6:>7.1f}"]
+    cells = [f"{run.layer.name:<{width}}", f"{run.layer.flops / 1e6:>7.1f}"]
     cells += [_time_cell(run.results.get(n), _impl_width(n)) for n in names]
     cells += [
         f"{best.name if best else '-':>12}",
@@ -57,11 +63,11 @@ def _pct(fraction: float | None) -> float | None:
     return None if fraction is None else 100 * fraction
 
 
-def _total_row(result: BenchResult, threads: int, names: list[str]) -> str:
+def _total_row(result: BenchResult, threads: int, names: list[str], width: int) -> str:
     totals = result.totals(threads)
     flops = sum(r.layer.flops for r in result.runs_at(threads))
     label = f"total {threads}t"
-    cells = [f"{label:<{_LAYER_W}}", f"{flops / 1e6:>7.1f}"]
+    cells = [f"{label:<{width}}", f"{flops / 1e6:>7.1f}"]
     for n in names:
         seconds, mark = totals["seconds"].get(n), " "
         if seconds is None and totals["seconds_including_wrong"].get(n) is not None:
@@ -118,13 +124,14 @@ def _problems(result: BenchResult) -> list[str]:
 def format_summary(result: BenchResult) -> str:
     """Totals per thread count (sums of per-layer medians), then anything that went wrong."""
     names = result.impl_names()
-    header = format_header(names, 0).splitlines()[1]
+    width = layer_width(run.layer.name for run in result.runs)
+    header = format_header(names, 0, width).splitlines()[1]
     out = [
         "totals: sums of the per-layer medians; speedup = best peer's total / ours",
         header,
         "-" * len(header),
     ]
-    out += [_total_row(result, t, names) for t in result.threads]
+    out += [_total_row(result, t, names, width) for t in result.threads]
     for t in result.threads:
         totals = result.totals(t)
         if totals["speedup_vs_per_layer_best"] is not None:

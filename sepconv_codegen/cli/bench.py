@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, option) is not None:
             output_file(getattr(args, option), f"--{option}")
     network = network_from_args(args)
+    width = report.layer_width(layer.name for layer in network)
     names: list[str] = []
     current: list[int] = []
 
@@ -96,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 print()
             current[:] = [run.threads]
             names[:] = list(run.results)
-            print(report.format_header(names, run.threads), flush=True)
-        print(report.format_row(run, names), flush=True)
+            print(report.format_header(names, run.threads, width), flush=True)
+        print(report.format_row(run, names, width), flush=True)
 
     print(
         f"bench {network.name}: {len(network)} layer(s), ours = {args.impl}, "
