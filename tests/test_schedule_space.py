@@ -300,3 +300,26 @@ def test_large_outputs_take_the_longest_flat_run(target):
     assert (k.flat, k.px, k.tile_w) == (True, 6, 60)
     small = default_knobs(L(input_shape=(1, 56, 56, 128), out_channels=128), target)  # 3136 pixels
     assert (small.flat, small.px, small.tile_w) == (True, 6, 24)  # 8 padding pixels, the fewest
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("knobs", [
+    Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8, taps="channel_major"),
+    Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="channel_major", fused=False, pack=True),
+    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="channel_major", flat=True, pack=True),
+    Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="channel_major", flat=True, fused=False, pack=True,
+          oc_split=2),
+], ids=["rows_fused", "rows_unfused", "flat_fused", "flat_unfused_chunks"])
+def test_channel_major_taps_match_reference(name, knobs, target):
+    layer = LAYERS[name]
+    arrays = random_arrays(layer, seed=8)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    assert_matches_reference(layer, out, arrays)
+
+
+def test_large_kernels_on_many_channels_walk_one_channel_group_at_a_time(target):
+    assert default_knobs(L(input_shape=(1, 28, 28, 240), kernel_size=5, out_channels=80), target).taps \
+        == "channel_major"
+    for small in (L(input_shape=(1, 56, 56, 144), kernel_size=5, strides=2, out_channels=40),  # 29 KB
+                  L(input_shape=(1, 14, 14, 1024), out_channels=1024)):  # 3x3
+        assert default_knobs(small, target).taps == "grouped"

@@ -45,6 +45,7 @@ SPLIT_BELOW_TASKS = 16
 # apart, ONNX Runtime 9.4 ms; 10x10x1024 -> 1536, 6.3 MB, and 7x7x1024 -> 1024, 4 MB, stay faster
 # with pixels_outer: 3.76 against 4.10 ms, 1.38 against 1.47 ms).
 HUGE_FILTER_BYTES = 8 * 2**20
+L1_BYTES = 32 * 1024  # L1 data cache of current x86 cores (AMD Zen 2-4, Intel since Skylake: 32-48 KB)
 
 
 def _divisors(n: int, limit: int) -> list[int]:
@@ -257,6 +258,13 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     # interleaved: 0.86-0.87x the time of grouped with a partial group, on 1 and 2 threads).
     vectors = -(-layer.depthwise_channels // lanes)
     taps = "grouped" if vectors % tap_group(vectors) == 0 else "outer"
+    kh, kw = layer.kernel_size
+    if taps == "grouped" and kh * kw >= 25 and 2 * kh * kw * layer.depthwise_channels * 4 > L1_BYTES:
+        # A pixel's taps over all channels, and the filter, overflow L1: walk one channel group
+        # over the pixels at a time (same machine, interleaved, 1 and 2 threads: 28x28x240 -> 80,
+        # 5x5, 0.74-0.81x the time; 56x56x144 -> 40, 5x5 stride 2, 0.96-0.99x; on 3x3 layers
+        # (56x56x128, 14x14x512, 112x112x96, 33x33x320) it took 1.03-1.36x, so they keep "grouped").
+        taps = "channel_major"
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
                   order="pixels_outer", unroll=True, pad="inline", pack=True, taps=taps,
                   flat=best.flat)

@@ -17,7 +17,7 @@ __all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES", "TAP_ORDERS"]
 
 LOOP_ORDERS = ("pixels_outer", "channels_outer")
 PAD_MODES = ("inline", "stage")
-TAP_ORDERS = ("outer", "inner", "grouped")
+TAP_ORDERS = ("outer", "inner", "grouped", "channel_major")
 _LATER_KNOBS = {"flat": False, "oc_split": 1}  # knobs added later: left out of dicts at their default
 
 
@@ -49,7 +49,10 @@ class Knobs:
                     vectors (the tile's result is updated in memory once per tap); "inner"
                     accumulates all taps of a channel vector in a register and stores it once;
                     "grouped" walks the taps outside a group of 8 channel vectors whose sums
-                    stay in registers (one padding test per tap and group, 8 FMAs per test)
+                    stay in registers (one padding test per tap and group, 8 FMAs per test);
+                    "channel_major": as "grouped", with the groups outside the pixels (of the
+                    tile, or of a row when not fused), so that one group's filter taps stay in
+                    L1 while the pixels stream past: for large kernels on many channels
     pack            the pointwise filter is repacked once, when the weights are bound, into
                     panels [ceil(O/oc), C*M, oc] that the register tile reads contiguously (in
                     TF layout a panel's rows are O floats apart: at O >= 512 they fall into a

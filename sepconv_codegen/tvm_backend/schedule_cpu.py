@@ -130,10 +130,14 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         sch.reorder(*spatial, cmo, kh, kw, cmv)
         sch.unroll(kh)
         sch.unroll(kw)
-    elif knobs.taps == "grouped":  # taps outside a group of channel vectors kept in registers
-        vectors = -(-layer.depthwise_channels // knobs.vec)
+    elif knobs.taps in ("grouped", "channel_major"):  # taps outside a group of channel vectors
+        vectors = -(-layer.depthwise_channels // knobs.vec)  # kept in registers
         cmo, group = sch.split(cmo, [None, tap_group(vectors)])
-        sch.reorder(*spatial, cmo, kh, kw, group, cmv)
+        if knobs.taps == "channel_major":  # the groups outside the tile's pixels, or a row's
+            outer, inner = ([], spatial) if knobs.fused else (spatial[:1], spatial[1:])
+            sch.reorder(*outer, cmo, *inner, kh, kw, group, cmv)
+        else:
+            sch.reorder(*spatial, cmo, kh, kw, group, cmv)
         sch.unroll(group)
     else:
         sch.reorder(*spatial, kh, kw, cmo, cmv)
