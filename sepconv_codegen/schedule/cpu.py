@@ -23,6 +23,14 @@ __all__ = ["TAP_GROUP", "channel_chunks", "channel_use", "default_knobs", "flat_
 # the space offers chunks to points with fewer than SPLIT_BELOW_TASKS tiles. Points with a single
 # task (a kernel that leaves every core but one idle) are left out of the space.
 DEFAULT_TASKS = 8
+SPLIT_BELOW_TASKS = 16
+# Pointwise filters above this many bytes take the channel panels outside the pixels in the
+# default (AMD EPYC znver3 VM, shared L3, 1 thread, interleaved: 10x10x1536 -> 2048, a 12.6 MB
+# filter, one run of 100 pixels 7.95 ms against 9.8-25.6 ms for pixels_outer in three runs minutes
+# apart, ONNX Runtime 9.4 ms; 10x10x1024 -> 1536, 6.3 MB, and 7x7x1024 -> 1024, 4 MB, stay faster
+# with pixels_outer: 3.76 against 4.10 ms, 1.38 against 1.47 ms).
+HUGE_FILTER_BYTES = 8 * 2**20
+L1_BYTES = 32 * 1024  # L1 data cache of current x86 cores (AMD Zen 2-4, Intel since Skylake: 32-48 KB)
 # Channel vectors whose depthwise sums stay in registers across the taps ("grouped"): 8 of the 16
 # AVX2 registers, the rest for inputs. AMD EPYC znver3, 1 thread, 56x56x128 (block 3), interleaved
 # against taps="outer": groups of 4 took 1.12x the time, 8 0.96x, 12 1.05x, 16 0.98x.
@@ -38,14 +46,6 @@ def tap_group(vectors: int) -> int:
         return vectors
     divisors = [d for d in range(4, TAP_GROUP + 1) if vectors % d == 0]
     return max(divisors) if divisors else TAP_GROUP
-SPLIT_BELOW_TASKS = 16
-# Pointwise filters above this many bytes take the channel panels outside the pixels in the
-# default (AMD EPYC znver3 VM, shared L3, 1 thread, interleaved: 10x10x1536 -> 2048, a 12.6 MB
-# filter, one run of 100 pixels 7.95 ms against 9.8-25.6 ms for pixels_outer in three runs minutes
-# apart, ONNX Runtime 9.4 ms; 10x10x1024 -> 1536, 6.3 MB, and 7x7x1024 -> 1024, 4 MB, stay faster
-# with pixels_outer: 3.76 against 4.10 ms, 1.38 against 1.47 ms).
-HUGE_FILTER_BYTES = 8 * 2**20
-L1_BYTES = 32 * 1024  # L1 data cache of current x86 cores (AMD Zen 2-4, Intel since Skylake: 32-48 KB)
 
 
 def _divisors(n: int, limit: int) -> list[int]:
@@ -99,8 +99,8 @@ LONG_RUNS_FROM = 6400
 
 
 def _padded_share(pixels: int, run: int) -> float:
-    """Computed pixels over output pixels for runs of ``run`` (1.0 for the longest run on an
-    output of LONG_RUNS_FROM pixels or more: there the padding does not count)."""
+    """Computed pixels over output pixels for runs of ``run``; 1.0 for every run on an output of
+    LONG_RUNS_FROM pixels or more, where the padding does not count and the longest run wins."""
     if pixels >= LONG_RUNS_FROM:
         return 1.0
     return -(-pixels // run) * run / pixels
@@ -259,7 +259,8 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     vectors = -(-layer.depthwise_channels // lanes)
     taps = "grouped" if vectors % tap_group(vectors) == 0 else "outer"
     kh, kw = layer.kernel_size
-    if taps == "grouped" and kh * kw >= 25 and 2 * kh * kw * layer.depthwise_channels * 4 > L1_BYTES:
+    itemsize = np.dtype(layer.dtype).itemsize
+    if taps == "grouped" and kh * kw >= 25 and 2 * kh * kw * layer.depthwise_channels * itemsize > L1_BYTES:
         # A pixel's taps over all channels, and the filter, overflow L1: walk one channel group
         # over the pixels at a time (same machine, interleaved, 1 and 2 threads: 28x28x240 -> 80,
         # 5x5, 0.74-0.81x the time; 56x56x144 -> 40, 5x5 stride 2, 0.96-0.99x; on 3x3 layers
@@ -268,7 +269,7 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
                   order="pixels_outer", unroll=True, pad="inline", pack=True, taps=taps,
                   flat=best.flat)
-    if layer.depthwise_channels * o * np.dtype(layer.dtype).itemsize > HUGE_FILTER_BYTES and flat:
+    if layer.depthwise_channels * o * itemsize > HUGE_FILTER_BYTES and flat:
         # Each pixel group of pixels_outer reads the whole filter: one that falls out of the
         # last-level cache then streams from memory once per px pixels. Channel panels outside
         # one run of up to 100 pixels read it about once per call.
