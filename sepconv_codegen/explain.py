@@ -97,7 +97,8 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         "",
     ]
     sep_m, conv_m = layer.macs, layer.conv2d_macs
-    if sep_m < conv_m:
+    cheaper = sep_m < conv_m
+    if cheaper:
         lines.append("Why it is cheaper than conv2d (same input, output and kernel)")
     else:  # a 1x1 kernel, or M >= KH*KW or close to O: the factorization costs more than it saves
         lines.append("Cost against conv2d (same input, output and kernel): here separable is NOT cheaper")
@@ -114,7 +115,7 @@ def explain_layer(layer: SeparableConv2D, seed: int = 0) -> str:
         f"  MACs:       separable {sep_m:,} (depthwise {layer.depthwise_macs:,}, pointwise {layer.pointwise_macs:,})"
         f"   conv2d {conv_m:,}   ratio {sep_m / conv_m:.4f}",
         f"  (without bias the ratio is M/O + M/(KH*KW) = {m}/{o} + {m}/{kh * kw} = {m / o + m / (kh * kw):.4f}; "
-        + (f"{conv_m / sep_m:.1f}x fewer MACs)" if sep_m < conv_m else
+        + (f"{conv_m / sep_m:.1f}x fewer MACs)" if cheaper else
            f"{sep_m / conv_m:.1f}x the MACs of conv2d: it is cheaper only when M is well below both"
            f" KH*KW and O)"),
         "",

@@ -408,20 +408,37 @@ class Network:
         return sum(layer.macs for layer in self.layers)
 
 
+def _layer_from_fields(i: int, block: Any, defaults: dict[str, Any],
+                       input_shape: Sequence[int] | None) -> SeparableConv2D:
+    """Layer ``i`` of a spec: its fields over the defaults, named layer{i} unless it says, with
+    ``input_shape`` where it gives none (None: it must give one)."""
+    if not isinstance(block, dict):
+        raise SpecError(f"layer {i} must be a table of fields, got {_show(block)}")
+    fields_ = {**defaults, **block}
+    fields_.setdefault("name", f"layer{i}")
+    if input_shape is not None:
+        fields_.setdefault("input_shape", input_shape)
+    elif "input_shape" not in fields_:
+        raise SpecError(f"layer {i} ({fields_['name']}) must give input_shape [N, H, W, C]: with "
+                        "chained = false no layer takes the shape of the one before")
+    return SeparableConv2D.from_dict(fields_, where=f"layer {i} ({fields_['name']})")
+
+
 def chain(
     input_shape: Sequence[int], blocks: Iterable[dict[str, Any]], name: str = "network", **defaults: Any
 ) -> Network:
     """Build a Network from per-layer fields, inferring each input_shape from the layer before."""
     layers: list[SeparableConv2D] = []
     for i, block in enumerate(blocks):
-        if not isinstance(block, dict):
-            raise SpecError(f"layer {i} must be a table of fields, got {_show(block)}")
-        fields_ = {**defaults, **block}
-        fields_.setdefault("name", f"layer{i}")
         # The first layer's shape is validated (and refused by name) by SeparableConv2D itself.
-        fields_.setdefault("input_shape", input_shape if not layers else layers[-1].output_shape)
-        layers.append(SeparableConv2D.from_dict(fields_, where=f"layer {i} ({fields_['name']})"))
+        layers.append(_layer_from_fields(i, block, defaults, input_shape if not layers else layers[-1].output_shape))
     return Network(tuple(layers), name=name)
+
+
+def independent(blocks: Iterable[dict[str, Any]], name: str = "network", **defaults: Any) -> Network:
+    """Build an unchained Network from per-layer fields, each giving its own input_shape."""
+    layers = [_layer_from_fields(i, block, defaults, None) for i, block in enumerate(blocks)]
+    return Network(tuple(layers), name=name, chained=False)
 
 
 def mobilenet_v1(batch: int = 1, resolution: int = 224, width: float = 1.0) -> Network:

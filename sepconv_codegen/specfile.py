@@ -34,7 +34,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .spec import Network, SeparableConv2D, SpecError, chain
+from .spec import Network, SpecError, chain, independent
 
 __all__ = ["load_spec", "network_from_dict"]
 
@@ -66,15 +66,7 @@ def network_from_dict(data: Any, default_name: str = "network") -> Network:
     if not isinstance(chained, bool):
         raise SpecError(f"spec: chained must be true or false, got {chained!r}")
     if not chained:
-        independent = []
-        for i, layer in enumerate(layers):
-            fields = {**defaults, **layer}
-            fields.setdefault("name", f"layer{i}")
-            if "input_shape" not in fields:
-                raise SpecError(f"spec: layer {i} ({fields['name']}) must give input_shape [N, H, W, C]: "
-                                "with chained = false no layer takes the shape of the one before")
-            independent.append(SeparableConv2D.from_dict(fields, where=f"layer {i} ({fields['name']})"))
-        return Network(tuple(independent), name=name, chained=False)
+        return independent(layers, name=name, **defaults)
     first = {**defaults, **layers[0]}
     if "input_shape" not in first:
         raise SpecError("spec: the first layer must give input_shape [N, H, W, C]")

@@ -187,3 +187,12 @@ def test_layers_with_one_workload_share_one_kernel_and_are_named(tmp_path):
     assert rows["first"][1] == rows["second"][1]
     assert f"wrote 1 kernel (2 files) to {tmp_path / 'c'}/" in done.stdout
     assert f"layers first, second have the same workload and share {rows['first'][1]}" in done.stdout
+
+
+def test_long_layer_names_are_printed_whole(tmp_path):
+    spec = tmp_path / "long.toml"
+    spec.write_text('[[layer]]\nname = "efficientnet_block_k5"\ninput_shape = [1, 6, 6, 8]\nout_channels = 8\n')
+    done = emit(str(spec), "-o", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr
+    header, rule, row = done.stdout.splitlines()[:3]
+    assert row.startswith("efficientnet_block_k5 ") and header.index("function") == row.index("sepconv_")

@@ -103,7 +103,7 @@ def test_bind_computes_on_the_arguments_as_they_were_at_bind_time(kernel, aligne
     layer = kernel.layer
     arrays = random_arrays(layer, seed=3)
     if aligned:
-        arrays = [np.copyto(b := sc.kernel._aligned_empty(a.shape, "float32"), a) or b for a in arrays]
+        arrays = [sc.kernel._aligned_copy(a) for a in arrays]
         assert all(a.ctypes.data % 64 == 0 for a in arrays)
     kept = [a.copy() for a in arrays]
     run = kernel.bind(*arrays[:3], bias=arrays[3])

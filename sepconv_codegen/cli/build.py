@@ -12,7 +12,7 @@ from ..kernel import output_folder
 from ..spec import SpecError
 from ..targets import resolve_target
 from ..tuning.records import check_database
-from .common import add_spec_argument, add_target_argument, network_from_args
+from .common import add_spec_argument, add_target_argument, name_width, network_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         description, runs_here, manifest_target = target.description, target.runs_here, target.tvm
     out_dir = output_folder(args.output, "-o")
     print(f"target: {description}")
-    width = max(10, *(len(layer.name) for layer in network))
+    width = name_width(network, 10)
     header = f"{'layer':<{width}} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
     print(header)
     print("-" * len(header))

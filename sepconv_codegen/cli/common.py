@@ -26,3 +26,8 @@ def add_target_argument(parser: argparse.ArgumentParser, default: str = "llvm",
         help="a target name ('llvm' is this machine's CPU; see `targets`) or a TVM target JSON"
              + extra,
     )
+
+
+def name_width(network: Network, minimum: int) -> int:
+    """Width of a table's layer column: ``minimum``, or the longest layer name (never cut)."""
+    return max(minimum, *(len(layer.name) for layer in network))

@@ -10,7 +10,7 @@ from ..cgen.plan import c_knobs, make_plan, peak_ram_bytes
 from ..cgen.weights import network_weights
 from ..kernel import output_folder
 from ..spec import SpecError
-from .common import add_spec_argument, network_from_args
+from .common import add_spec_argument, name_width, network_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--weights is empty: name a .npz file")
     weights = network_weights(network, args.weights) if args.weights is not None else {}
     out_dir = output_folder(args.output, "-o")
+    width = name_width(network, 12)
     header = (
-        f"{'layer':<12} {'function':<56} {'scratch B':>10} {'peak RAM B':>11} "
+        f"{'layer':<{width}} {'function':<56} {'scratch B':>10} {'peak RAM B':>11} "
         f"{'unfused B':>11} {'ratio':>6}"
     )
     print(header)
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         functions.setdefault(emitted.function, []).append(layer.name)
         ram = peak_ram_bytes(emitted.plan)
         print(
-            f"{layer.name:<12} {emitted.function:<56} {emitted.scratch_bytes:>10} "
+            f"{layer.name:<{width}} {emitted.function:<56} {emitted.scratch_bytes:>10} "
             f"{ram['kernel']:>11} {ram['unfused']:>11} {ram['kernel'] / ram['unfused']:>6.2f}"
         )
     count = len(functions)
