@@ -6,7 +6,7 @@ from .kernel import Kernel
 from .naming import kernel_name
 from .schedule.knobs import Knobs
 from .spec import SeparableConv2D, SpecError
-from .targets import Target, resolve_target
+from .targets import Target, is_c_backend, resolve_target
 
 __all__ = ["build", "choose_knobs"]
 
@@ -36,7 +36,7 @@ def build(
     """
     if not isinstance(layer, SeparableConv2D):
         raise SpecError(f"layer must be a SeparableConv2D, got {type(layer).__name__}")
-    if isinstance(target, str) and target.strip() == "c":
+    if is_c_backend(target):
         from .cgen.build import build_c
 
         if database is not None:  # never read: say so rather than build without it

@@ -14,9 +14,14 @@ __all__ = ["reference"]
 
 
 def _check(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    array = np.asarray(array)
+    try:
+        array = np.asarray(array)
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"{name} must be an array, got {type(array).__name__} ({err})") from None
     if array.shape != tuple(shape):
         raise SpecError(f"{name} must have shape {tuple(shape)}, got {array.shape}")
+    if array.dtype.kind not in "fiu":  # any real number converts to float64 exactly enough
+        raise SpecError(f"{name} must hold real numbers, got dtype {array.dtype}")
     return array
 
 
@@ -35,6 +40,8 @@ def reference(
     For float16 layers the depthwise result is rounded to float16 before the pointwise step, as
     TensorFlow does.
     """
+    if not isinstance(layer, SeparableConv2D):
+        raise SpecError(f"layer must be a SeparableConv2D, got {type(layer).__name__}")
     x = _check("input", input, layer.input_shape).astype(np.float64)
     dwf = _check("depthwise_filter", depthwise_filter, layer.depthwise_filter_shape).astype(np.float64)
     pwf = _check("pointwise_filter", pointwise_filter, layer.pointwise_filter_shape).astype(np.float64)

@@ -14,6 +14,7 @@ Layouts (TensorFlow's, everywhere in the project):
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -62,15 +63,23 @@ def _is_int(value: Any) -> bool:
 
 
 def _items(value: Any) -> list[Any] | None:
-    """The entries of a list, a tuple or a numpy array of rank >= 1 (its rows); None for anything else.
+    """The entries of a list, a tuple, a tf.TensorShape or an array of rank >= 1 (its rows: numpy,
+    or a tensor numpy converts); None for anything else.
 
     Entries are checked by the caller as for a list, so a float or bool array is still refused.
     """
     if isinstance(value, (list, tuple)):
         return list(value)
+    if callable(getattr(value, "as_list", None)):  # tf.TensorShape; unknown rank: ValueError
+        try:
+            return list(value.as_list())
+        except ValueError:
+            return None
     np = _numpy()
-    if np is not None and isinstance(value, np.ndarray) and value.ndim >= 1:
-        return list(value)
+    if np is not None and not isinstance(value, (str, bytes)) and hasattr(value, "__array__"):
+        value = np.asarray(value)  # a numpy array, or a TF/PyTorch tensor
+        if value.ndim >= 1:
+            return list(value)
     return None
 
 
@@ -342,10 +351,7 @@ class SeparableConv2D:
     def from_dict(cls, data: dict[str, Any], where: str = "layer") -> "SeparableConv2D":
         if not isinstance(data, dict):
             raise SpecError(f"{where} must be a table of fields, got {_show(data)}")
-        known = set(cls.__dataclass_fields__) - {"pads", "output_shape"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SpecError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        _check_field_names(data, where)
         if "input_shape" not in data:
             raise SpecError(f"{where}: input_shape is required")
         fields_ = dict(data)
@@ -362,6 +368,36 @@ class SeparableConv2D:
         return SeparableConv2D(**data)
 
 
+# Keras's names for our fields (keras.layers.SeparableConv2D): a porting user's first guess.
+_KERAS_NAMES = {"depth_multiplier": "channel_multiplier", "filters": "out_channels",
+                "dilation_rate": "dilation", "use_bias": "bias"}
+
+
+def _check_field_names(given: Iterable[str], where: str) -> None:
+    known = set(SeparableConv2D.__dataclass_fields__) - {"pads", "output_shape"}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        keras = _KERAS_NAMES.get(unknown[0])
+        hint = f"Keras's name for {keras}; " if keras else ""
+        raise SpecError(f"{where}: unknown field {unknown[0]!r} ({hint}known: "
+                        f"{', '.join(sorted(known))})")
+
+
+def _named_fields_checked(init):
+    """The dataclass __init__, refusing an unknown keyword with a SpecError that lists the fields
+    (and Keras's names), where Python would raise a bare TypeError."""
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _check_field_names(kwargs, "SeparableConv2D")
+        if not args and "input_shape" not in kwargs:
+            raise SpecError("SeparableConv2D: input_shape (N, H, W, C) is required")
+        init(self, *args, **kwargs)
+    return __init__
+
+
+SeparableConv2D.__init__ = _named_fields_checked(SeparableConv2D.__init__)
+
+
 @dataclass(frozen=True)
 class Network:
     """An ordered list of layers whose shapes chain: each layer's output is the next one's input.
@@ -375,6 +411,8 @@ class Network:
     chained: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError(f"network name must be a non-empty string, got {_show(self.name)}")
         layers = tuple(self.layers)
         if not layers:
             raise SpecError("a network needs at least one layer, got none")

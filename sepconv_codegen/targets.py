@@ -142,9 +142,9 @@ _PRESETS: dict[str, Target] = {}
 
 
 def register_target(target: Target) -> Target:
-    """Make ``target`` (and its aliases) resolvable by name."""
+    """Make ``target`` (and its aliases) resolvable by name, in any case."""
     for name in (target.name, *target.aliases):
-        _PRESETS[name] = target
+        _PRESETS[name.lower()] = target
     return target
 
 
@@ -222,8 +222,15 @@ def list_targets() -> list[Target]:
 def _unknown(target: Any, why: str) -> SpecError:
     known = ", ".join(target_names())
     return SpecError(
-        f"target {target!r} {why} (known: {known}; or a TVM target JSON starting with '{{')"
+        f"target {target!r} {why} (known: {known}; or a TVM target JSON starting with '{{'; "
+        "build also takes 'c', the standalone C backend)"
     )
+
+
+def is_c_backend(target: Any) -> bool:
+    """Whether ``target`` names the standalone C backend ('c', any case), which build() takes
+    besides the TVM targets."""
+    return isinstance(target, str) and target.strip().lower() == "c"
 
 
 def resolve_target(target: str | dict | Target) -> Target:
@@ -233,10 +240,10 @@ def resolve_target(target: str | dict | Target) -> Target:
         return target
     if isinstance(target, str):
         text = target.strip()
-        if text in _HOST_NAMES:
+        if text.lower() in _HOST_NAMES:  # names in any case: 'LLVM', 'Cortex-A72'
             return _host()
-        if text in _PRESETS:
-            return _PRESETS[text]
+        if text.lower() in _PRESETS:
+            return _PRESETS[text.lower()]
         if not text.startswith("{"):
             raise _unknown(target, "is unknown")
         try:

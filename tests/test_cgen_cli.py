@@ -141,9 +141,14 @@ def test_c_knobs_rejects_a_non_mapping():
 def test_weights_that_are_not_an_npz_archive_are_named(spec, tmp_path):
     np.save(tmp_path / "w.npy", np.zeros(3, np.float32))
     (tmp_path / "wdir").mkdir()
+    (tmp_path / "w.toml").write_text("a = 1\n")  # numpy would call it a pickle
+    np.savez(tmp_path / "whole.npz", a=np.zeros(300, np.float32))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:300])
     for weights, says in (
         ("w.npy", "is not a .npz archive but a single array (.npy)"),
         ("wdir", "is a folder, not a .npz archive"),
+        ("w.toml", "is not a .npz archive (np.savez writes one): it starts with b'a = 1\\n'"),
+        ("cut.npz", "is not a readable .npz archive: File is not a zip file"),
     ):
         done = emit(str(spec), "-o", str(tmp_path / "c"), "--weights", str(tmp_path / weights))
         assert done.returncode == 2, done.stderr

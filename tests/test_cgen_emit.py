@@ -166,6 +166,28 @@ def test_fused_kernel_needs_less_ram_than_the_unfused_layer_on_mobilenet(layer):
     assert ram["unfused"] - ram["kernel"] == intermediate - scratch_bytes(layer)
 
 
+@pytest.mark.parametrize("layer", [
+    SeparableConv2D(input_shape=(1, 1, 1, 3), channel_multiplier=2, out_channels=5),
+    SeparableConv2D(input_shape=(1, 2, 2, 16), kernel_size=1, out_channels=16),
+    SeparableConv2D(input_shape=(1, 4, 4, 32), strides=2, out_channels=64),
+    *mobilenet_v1(resolution=96, width=0.25).layers[-2:],  # 3x3 outputs, 256 channels
+    SeparableConv2D(input_shape=(3, 3, 3, 64), out_channels=64),  # a batch of small outputs
+], ids=lambda layer: "x".join(map(str, layer.output_shape)))
+def test_fused_ram_is_never_above_unfused_on_small_outputs(layer):
+    # There the packed filter panel alone can outweigh the whole intermediate.
+    ram = peak_ram(layer)
+    assert ram["kernel"] <= ram["unfused"]
+    if layer.output_shape[1] * layer.output_shape[2] > 1:  # more than one tile: fusing saves
+        assert ram["kernel"] < ram["unfused"]
+
+
+def test_an_oc_override_brings_a_vec_that_divides_it():
+    from sepconv_codegen.cgen.plan import c_knobs
+
+    assert c_knobs(SMALL, {"oc": 4}).vec == 4 and c_knobs(SMALL, {"oc": 12}).oc == 12
+    assert c_knobs(SMALL, {"oc": 16}).vec == 8 and c_knobs(SMALL, {"oc": 16, "vec": 4}).vec == 4
+
+
 def test_fused_ram_is_below_unfused_with_the_tvm_default_knobs_too():
     from sepconv_codegen.schedule.cpu import default_knobs
     from sepconv_codegen.targets import resolve_target
@@ -195,6 +217,13 @@ def test_output_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(SpecError, match="not a folder"):
         emit_c(SMALL, tmp_path / "file")
+
+
+def test_a_folder_in_the_place_of_a_file_is_named(tmp_path):
+    header = tmp_path / f"{make_plan(SMALL).function}.h"
+    header.mkdir()
+    with pytest.raises(SpecError, match=f"cannot write {str(header)!r}: Is a directory"):
+        emit_c(SMALL, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -228,6 +257,9 @@ def test_weights_file_and_sequence_errors(tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         emit_c(SMALL, tmp_path, weights=tmp_path / "missing.npz")
     (tmp_path / "bad.npz").write_text("not a zip")
+    with pytest.raises(SpecError, match=r"is not a \.npz archive \(np\.savez writes one\)"):
+        emit_c(SMALL, tmp_path, weights=tmp_path / "bad.npz")
+    (tmp_path / "bad.npz").write_text("PK but no zip after it")
     with pytest.raises(SpecError, match="not a readable .npz"):
         emit_c(SMALL, tmp_path, weights=tmp_path / "bad.npz")
     with pytest.raises(SpecError, match="must hold 3 arrays"):

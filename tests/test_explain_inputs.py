@@ -110,3 +110,12 @@ def test_explain_says_cheaper_only_when_it_is(fields, cheaper):
 def test_explain_gives_tfs_odd_pixel_rule_for_same_only(padding, note):
     layer = SeparableConv2D(input_shape=(1, 8, 8, 4), kernel_size=(2, 4), padding=padding)
     assert ("TF puts the odd pixel at the bottom/right" in explain_layer(layer)) == note
+
+
+def test_explain_takes_explicit_padding_on_the_command_line():
+    done = run_cli("explain", "--input-shape", "1,8,8,4", "--padding", "1,1,0,2")
+    assert done.returncode == 0, done.stderr
+    assert "top 1, bottom 1, left 0, right 2 zeros" in done.stdout
+    _refused(run_cli("explain", "--input-shape", "1,8,8,4", "--padding", "1,2"),
+             "--padding '1,2'", "four integers")
+    _refused(run_cli("explain", "--input-shape", "1,8,8,4", "--padding=-1,0,0,0"), "-1")

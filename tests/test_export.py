@@ -152,3 +152,52 @@ def test_a_native_c_kernel_from_a_cpu_with_more_instruction_sets_is_refused(tmp_
     path = kernel.export(tmp_path / "there.so")
     with pytest.raises(sc.SpecError, match=r"compiled with -march=native .*an-isa-this-cpu-lacks.*build it again"):
         sc.load(path)
+
+
+def test_a_loaded_kernel_exports_again_as_the_file_it_came_from(tmp_path, small_kernel):
+    # TVM cannot link a loaded library again: its re-export used to hold the spec and no code.
+    first = small_kernel.export(tmp_path / "first.so")
+    again = sc.load(first).export(tmp_path / "again.so")
+    assert again.read_bytes() == first.read_bytes()
+    _same_results(small_kernel, sc.load(again))
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize("target", ["llvm", "c"])
+def test_a_library_corrupted_after_export_is_refused_before_it_is_loaded(tmp_path, target):
+    # dlopen of a damaged library can kill the process; the digest sealed at export catches it.
+    data = sc.build(SMALL, target).export(tmp_path / "k.so").read_bytes()
+    assert elfmeta.intact(data) is True
+    for at in (len(data) // 3, len(data) // 2, len(data) - 9):
+        (tmp_path / "bad.so").write_bytes(_flip(data, at))
+        with pytest.raises(sc.SpecError, match=r"is corrupted: its bytes do not match the SHA-256"):
+            sc.load(tmp_path / "bad.so")
+    # section headers at an offset past any file: a SpecError, not an OverflowError
+    (tmp_path / "far.so").write_bytes(data[:40] + b"\xff" * 8 + data[48:])
+    with pytest.raises(sc.SpecError, match="truncated or not an ELF shared library"):
+        sc.load(tmp_path / "far.so")
+
+
+def test_a_library_exported_without_a_digest_still_loads(tmp_path, small_kernel, monkeypatch):
+    # Exports from before the digest hold none: nothing to check them against.
+    monkeypatch.setattr(elfmeta, "meta_source",
+                        lambda meta: elfmeta.c_source(elfmeta.META_SECTION, json.dumps(meta)))
+    monkeypatch.setattr(elfmeta, "seal", lambda path: None)
+    path = small_kernel.export(tmp_path / "old.so")
+    assert elfmeta.intact(path.read_bytes()) is None
+    _same_results(small_kernel, sc.load(path))
+
+
+def test_load_names_an_archive_and_a_library_without_kernel_code(tmp_path, small_kernel):
+    small_kernel.export(tmp_path / "k.tar")
+    with pytest.raises(sc.SpecError, match=r"archive of object files .*export the kernel to a \.so"):
+        sc.load(tmp_path / "k.tar")
+    source = tmp_path / "meta.c"  # a kernel's spec, linked with no code
+    source.write_text(elfmeta.c_source(elfmeta.META_SECTION, json.dumps(small_kernel.metadata())))
+    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(tmp_path / "empty.so")],
+                   check=True)
+    with pytest.raises(sc.SpecError, match=r"holds no kernel code \(no function 'main'\)"):
+        sc.load(tmp_path / "empty.so")

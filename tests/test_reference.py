@@ -59,3 +59,9 @@ def test_reference_checks_shapes_and_bias():
         reference(layer, x, dw[..., :1, :], pw)
     with pytest.raises(SpecError, match="bias"):
         reference(layer, x, dw, pw, np.zeros(3))
+    with pytest.raises(SpecError, match="layer must be a SeparableConv2D, got str"):
+        reference("layer", x, dw, pw)
+    with pytest.raises(SpecError, match="input must hold real numbers, got dtype bool"):
+        reference(layer, x > 0, dw, pw)
+    with pytest.raises(SpecError, match="pointwise_filter must hold real numbers, got dtype complex"):
+        reference(layer, x, dw, pw + 1j)

@@ -317,3 +317,54 @@ def test_a_directory_spec_path_says_it_is_a_directory(tmp_path):
         load_spec(folder)
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "missing.toml")
+
+
+class _TensorShape:
+    """What tf.TensorShape offers: as_list(), a ValueError when the rank is unknown."""
+
+    def __init__(self, dims):
+        self._dims = dims
+
+    def as_list(self):
+        if self._dims is None:
+            raise ValueError("as_list() is not defined on an unknown TensorShape.")
+        return list(self._dims)
+
+
+class _IntTensor:
+    """What an eager int tensor offers: conversion to numpy."""
+
+    def __init__(self, values):
+        self._values = values
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self._values, dtype=dtype)
+
+
+def test_shapes_from_tensor_libraries_are_accepted():
+    assert SeparableConv2D(input_shape=_TensorShape([1, 8, 8, 4])).input_shape == (1, 8, 8, 4)
+    layer = SeparableConv2D(input_shape=_IntTensor([1, 8, 8, 4]), strides=_IntTensor([2, 2]))
+    assert layer.input_shape == (1, 8, 8, 4) and layer.strides == (2, 2)
+    with pytest.raises(SpecError, match=r"input_shape\[0\] \(N\) must be a positive integer, got None"):
+        SeparableConv2D(input_shape=_TensorShape([None, 8, 8, 4]))
+    for unknown in (_TensorShape(None), _IntTensor(3)):
+        with pytest.raises(SpecError, match="input_shape must have rank 4"):
+            SeparableConv2D(input_shape=unknown)
+
+
+@pytest.mark.parametrize("keras, ours", [("depth_multiplier", "channel_multiplier"),
+                                         ("filters", "out_channels"), ("use_bias", "bias")])
+def test_keras_argument_names_point_to_ours(keras, ours):
+    with pytest.raises(SpecError, match=f"unknown field '{keras}' \\(Keras's name for {ours}; known: "):
+        SeparableConv2D(**BASE, **{keras: 2})
+    with pytest.raises(SpecError, match="unknown field 'bogus' \\(known: activation, bias"):
+        SeparableConv2D(**BASE, bogus=1)
+    with pytest.raises(SpecError, match="input_shape \\(N, H, W, C\\) is required"):
+        SeparableConv2D(out_channels=3)
+
+
+def test_a_network_name_must_be_a_string():
+    layer = SeparableConv2D(**BASE)
+    for bad in (5, "", None):
+        with pytest.raises(SpecError, match="network name must be a non-empty string"):
+            Network([layer], name=bad)

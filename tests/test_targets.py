@@ -29,6 +29,12 @@ def test_host_names_are_one_target(name):
     assert target.schedule_space() is (neon_space if not ON_X86 else cpu_space)
 
 
+def test_names_resolve_in_any_case():
+    assert resolve_target("LLVM") is resolve_target("llvm")
+    assert resolve_target(" Cortex-A72 ") is resolve_target("cortex-a72")
+    assert resolve_target("CUDA-SM90") is resolve_target("cuda-sm90")
+
+
 @pytest.mark.parametrize("name", AARCH64_NAMES)
 def test_aarch64_presets(name):
     target = resolve_target(name)
@@ -104,6 +110,7 @@ def test_unknown_or_malformed_targets_name_themselves_and_list_the_known(bad, sa
     message = str(err.value)
     assert says in message and repr(bad) in message
     assert "cortex-a53" in message and "cuda-sm90" in message and "llvm" in message
+    assert "build also takes 'c', the standalone C backend" in message
 
 
 @pytest.mark.skipif(not ON_X86, reason="the CPU names checked here are x86 and AArch64 ones")

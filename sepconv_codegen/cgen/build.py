@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -156,14 +155,14 @@ class CKernel(Kernel):
         if not self._emitted.source.is_file():
             raise SpecError(f"the source of C kernel {self.name} is gone from the cache "
                             f"({str(self._emitted.source)!r}): build it again to export it")
-        meta = json.dumps(self.metadata(), sort_keys=True)
         with tempfile.TemporaryDirectory() as tmp:
             addon = Path(tmp) / "sepconv_meta.c"
-            addon.write_text(elfmeta.c_source(elfmeta.META_SECTION, meta))
+            addon.write_text(elfmeta.meta_source(self.metadata()))
             partial = Path(tmp) / "kernel.so"
             cc, cflags = self._compiler
             compile_c(cc, [*cflags, "-std=c99", "-shared", "-fPIC", "-o", str(partial),
                            str(self._emitted.source), str(addon)])
+            elfmeta.seal(partial)
             shutil.copyfile(partial, path)
         return path
 

@@ -21,7 +21,7 @@ import jinja2
 from .._resources import templates_dir
 from ..kernel import output_folder
 from ..schedule.knobs import Knobs
-from ..spec import SeparableConv2D
+from ..spec import SeparableConv2D, SpecError
 from .measure import describe
 from .plan import KernelPlan, make_plan
 from .weights import bake, load_weights
@@ -119,9 +119,15 @@ def write_if_changed(path: Path, text: str) -> bool:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
+    except OSError as err:  # a folder by that name, or a file we may not read
+        raise SpecError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise SpecError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     return True
 
 

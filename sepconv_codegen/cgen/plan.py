@@ -104,18 +104,22 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
     fewer output channels get oc=8 or 4, so that most channels still take a vector path.
     Spatial tile: whole output rows (up to 128 pixels wide), as many as make TILE_PIXELS pixels,
     as long as the tile's intermediate fits TILE_BUDGET_BYTES and the scratch (tile + filter
-    panel) stays below the whole intermediate, so that fusing always saves RAM. MobileNetV1 at
+    panel) stays below the whole intermediate, so that fusing saves RAM. MobileNetV1 at
     224: 1x112 at 112x112, 2x56 at 56x56, 3x28 at 28x28, 4-5 x14 at 14x14, 4x7 at 7x7.
-    Loop order channels_outer: a packed filter panel per tile (see the module docstring).
-    The other knobs keep their defaults: the C path does not read them.
+    Loop order channels_outer: a packed filter panel per tile (see the module docstring); on
+    outputs of at most one row + oc pixels (3x3 at MobileNetV1-0.25 on 96x96), where the panel
+    alone outweighs what fusing saves, pixels_outer (no panel), so that the scratch is never
+    above the whole intermediate. The other knobs keep their defaults: the C path does not read
+    them.
     """
-    _, oh, ow, out_channels = layer.output_shape
+    n, oh, ow, out_channels = layer.output_shape
     pixel_bytes = layer.depthwise_channels * FLOAT_BYTES
     oc = 16 if out_channels >= 16 else 8 if out_channels >= 8 else 4
     tile_w = max(1, min(ow, 128, TILE_BUDGET_BYTES // pixel_bytes))
     tile_h = max(1, min(-(-TILE_PIXELS // tile_w), TILE_BUDGET_BYTES // (pixel_bytes * tile_w)))
-    while tile_h > 1 and tile_h * tile_w + oc >= oh * ow:  # scratch below the intermediate
+    while tile_h > 1 and tile_h * tile_w + oc >= n * oh * ow:  # scratch below the intermediate
         tile_h -= 1
+    panel_pays = tile_h * tile_w + oc < n * oh * ow
     return Knobs(
         tile_h=tile_h,
         tile_w=tile_w,
@@ -123,7 +127,7 @@ def default_c_knobs(layer: SeparableConv2D) -> Knobs:
         oc=oc,
         vec=min(8, oc),
         fused=True,
-        order="channels_outer",
+        order="channels_outer" if panel_pays else "pixels_outer",
     )
 
 
@@ -135,7 +139,10 @@ def c_knobs(layer: SeparableConv2D, overrides: dict | None = None) -> Knobs:
         raise SpecError(
             f"knob overrides must be a mapping of knob names to values, got {overrides!r}"
         )
-    return Knobs.from_dict({**default_c_knobs(layer).to_dict(), **overrides})
+    knobs = {**default_c_knobs(layer).to_dict(), **overrides}
+    if "oc" in overrides and "vec" not in overrides and isinstance(overrides["oc"], int):
+        knobs["vec"] = math.gcd(overrides["oc"], 8) or 8  # the C does not read vec: let it divide oc
+    return Knobs.from_dict(knobs)
 
 
 @dataclass(frozen=True)

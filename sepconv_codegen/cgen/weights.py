@@ -57,9 +57,14 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise SpecError(f"weights file {str(path)!r} is a folder, not a .npz archive")
     if not path.is_file():
         raise SpecError(f"weights file {str(path)!r} does not exist")
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if not magic.startswith((b"PK", b"\x93NUMPY")):  # numpy would guess a pickle, and say so
+        raise SpecError(f"weights file {str(path)!r} is not a .npz archive (np.savez writes one): "
+                        f"it starts with {magic!r}")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:  # cut short, or not a zip
         raise SpecError(
             f"weights file {str(path)!r} is not a readable .npz archive: {err}"
         ) from None

@@ -10,7 +10,7 @@ from ..builder import build, check_indexable
 from ..check import check_kernel, time_kernel
 from ..kernel import output_folder
 from ..spec import SpecError
-from ..targets import resolve_target
+from ..targets import is_c_backend, resolve_target
 from ..tuning.records import check_database
 from .common import add_spec_argument, add_target_argument, name_width, network_from_args
 
@@ -56,7 +56,7 @@ def _c_backend(network) -> str:
 
 def run(args: argparse.Namespace) -> int:
     network = network_from_args(args)
-    c_backend = args.target.strip() == "c"
+    c_backend = is_c_backend(args.target)
     if c_backend:
         if args.database is not None:
             raise SpecError("--database holds TVM schedules: --target c builds the C kernels with "

@@ -18,6 +18,18 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 
 
+def _padding(text: str):
+    """SAME or VALID (any case), or explicit TOP,BOTTOM,LEFT,RIGHT (or [[T, B], [L, R]])."""
+    numbers = re.findall(r"-?\d+", text)
+    if re.fullmatch(r"[\s\[\],\d-]*", text) and len(numbers) == 4:
+        top, bottom, left, right = map(int, numbers)
+        return ((top, bottom), (left, right))
+    if re.fullmatch(r"[\s\[\],\d-]*", text):
+        raise SpecError(f"--padding {text!r}: explicit padding takes four integers, "
+                        "TOP,BOTTOM,LEFT,RIGHT")
+    return text  # a name: the layer refuses anything but SAME and VALID
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "explain", help="explain what a separable layer computes and why it is cheaper",
@@ -33,7 +45,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out-channels", type=int, default=None, metavar="O")
     parser.add_argument("--strides", type=_ints, default=None, metavar="S or SH,SW")
     parser.add_argument("--dilation", type=_ints, default=None, metavar="D or DH,DW")
-    parser.add_argument("--padding", default=None, help="SAME or VALID (any case)")
+    parser.add_argument("--padding", default=None, metavar="SAME|VALID|T,B,L,R",
+                        help="SAME or VALID (any case), or explicit TOP,BOTTOM,LEFT,RIGHT")
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--bias", action="store_true", default=None)
     parser.add_argument("--activation", default=None, help="relu or relu6")
@@ -88,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             out_channels=opts["out_channels"],
             strides=_one_or_pair(opts["strides"]),
             dilation=_one_or_pair(opts["dilation"]),
-            padding=opts["padding"],
+            padding=_padding(opts["padding"]),
             dtype=opts["dtype"],
             bias=opts["bias"],
             activation=opts["activation"],

@@ -38,12 +38,14 @@ class CrossKernel(TVMKernel):
     """A kernel for a machine this is not: exportable, not callable here."""
 
     def __init__(
-        self, layer: SeparableConv2D, name: str, target: Target, knobs, schedule_source: str, module
+        self, layer: SeparableConv2D, name: str, target: Target, knobs, schedule_source: str, module,
+        library: bytes | None = None,
     ) -> None:
         # TVMKernel.__init__ would look up module["main"], which JIT-links the code for this CPU.
         Kernel.__init__(self, layer, name, target.name, knobs, schedule_source)
         self._target = target
         self._module = module
+        self._library = library  # the exported file's bytes, for a kernel load() read back
 
     @property
     def target_info(self) -> Target:
@@ -85,6 +87,9 @@ class CrossKernel(TVMKernel):
             return super().export(path)
         if suffix not in (".tar", ".o"):
             raise SpecError(f"export path {str(path)!r} must end in .so, .tar or .o")
+        if self._library is not None:
+            raise SpecError(f"kernel {self.name} was loaded from a .so, which holds no object "
+                            f"files: export it to a .so, not {str(path)!r}")
         path = output_file(path, "export path")
         if suffix == ".tar":
             self._module.export_library(str(path))

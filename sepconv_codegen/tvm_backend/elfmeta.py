@@ -6,10 +6,63 @@ architecture too, and never runs the library's code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 from pathlib import Path
+from typing import Any
 
 META_SECTION = ".sepconv_meta"  # the section exported kernels (TVM and C) keep their spec in
+
+# The metadata holds the SHA-256 of the whole library, computed with these 64 characters zeroed:
+# export writes a placeholder, links, then fills it in (seal); load checks it before dlopen, which
+# would crash the process on a library corrupted after export.
+DIGEST_KEY = "library_sha256"
+_DIGEST_FIELD = f'"{DIGEST_KEY}": "'.encode()
+_DIGEST_ZEROS = b"0" * 64
+
+
+def meta_source(meta: dict[str, Any]) -> str:
+    """C source of the metadata section for ``meta``, with a slot for the digest seal() fills."""
+    text = json.dumps({**meta, DIGEST_KEY: _DIGEST_ZEROS.decode()}, sort_keys=True)
+    return c_source(META_SECTION, text)
+
+
+def seal(path: str | Path) -> None:
+    """Write the library's digest into the slot meta_source left in its metadata section."""
+    data = bytearray(Path(path).read_bytes())
+    slot = _digest_slot(bytes(data))
+    if slot is None:
+        raise ElfError(f"{str(path)!r} has no {DIGEST_KEY} slot in its {META_SECTION} section")
+    data[slot : slot + 64] = _DIGEST_ZEROS
+    data[slot : slot + 64] = hashlib.sha256(data).hexdigest().encode()
+    Path(path).write_bytes(bytes(data))
+
+
+def intact(data: bytes) -> bool | None:
+    """Whether a library's bytes match the digest sealed into it; None when it holds none (an
+    export from before digests, or a library that is not ours)."""
+    try:
+        slot = _digest_slot(data)
+    except (struct.error, IndexError, ValueError, OverflowError):
+        return False
+    if slot is None:
+        return None
+    stored = data[slot : slot + 64]
+    zeroed = data[:slot] + _DIGEST_ZEROS + data[slot + 64 :]
+    return stored == hashlib.sha256(zeroed).hexdigest().encode()
+
+
+def _digest_slot(data: bytes) -> int | None:
+    """The file offset of the 64 digest characters in the metadata section, or None."""
+    found = _find_section(data, META_SECTION)
+    if found is None:
+        return None
+    offset, size = found
+    at = data.find(_DIGEST_FIELD, offset, offset + size)
+    if at < 0 or at + len(_DIGEST_FIELD) + 64 > offset + size:
+        return None
+    return at + len(_DIGEST_FIELD)
 
 
 def c_source(section: str, text: str) -> str:
@@ -33,12 +86,18 @@ def read_section(path: str | Path, name: str) -> bytes | None:
     if data[:4] != b"\x7fELF":
         return None
     try:
-        return _find_section(data, name)
-    except (struct.error, IndexError, ValueError):
+        found = _find_section(data, name)
+    except (struct.error, IndexError, ValueError, OverflowError):
         raise ElfError(f"its section headers point past its {len(data)} bytes") from None
+    if found is None:
+        return None
+    offset, size = found
+    return data[offset : offset + size]
 
 
-def _find_section(data: bytes, name: str) -> bytes | None:
+def _find_section(data: bytes, name: str) -> tuple[int, int] | None:
+    """(file offset, size) of section ``name``; ValueError (or a struct error) when the headers
+    point outside the file."""
     is64 = data[4] == 2
     endian = "<" if data[5] == 1 else ">"
     if is64:
@@ -58,6 +117,8 @@ def _find_section(data: bytes, name: str) -> bytes | None:
             offset, size = struct.unpack_from(endian + "II", data, base + 0x10)
         return name_off, offset, size
 
+    if shentsize < (0x28 if is64 else 0x20) or shoff + shnum * shentsize > len(data):
+        raise ValueError(f"section headers at byte {shoff} ({shnum} of {shentsize} bytes)")
     _, str_offset, _ = header(shstrndx)
     for i in range(shnum):
         name_off, offset, size = header(i)
@@ -66,5 +127,5 @@ def _find_section(data: bytes, name: str) -> bytes | None:
         if data[start:end].decode("ascii", "replace") == name:
             if offset + size > len(data):
                 raise ValueError(f"section {name} ends at byte {offset + size}")
-            return data[offset : offset + size]
+            return offset, size
     return None

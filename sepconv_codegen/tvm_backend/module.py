@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -71,11 +72,12 @@ class TVMKernel(Kernel):
     """A kernel compiled by TVM for this machine's CPU (or loaded from an exported .so)."""
 
     def __init__(self, layer: SeparableConv2D, name: str, target: Target | str, knobs: Knobs | None,
-                 schedule_source: str, module: Any) -> None:
+                 schedule_source: str, module: Any, library: bytes | None = None) -> None:
         target_name = target.name if isinstance(target, Target) else str(target)
         super().__init__(layer, name, target_name, knobs, schedule_source)
         self._target = target if isinstance(target, Target) else None
         self._module = module
+        self._library = library  # the exported file's bytes, for a kernel load() read back
         self._func = module["main"]
         self._device = cpu_device()
 
@@ -124,18 +126,23 @@ class TVMKernel(Kernel):
 
     def export(self, path: str | os.PathLike) -> Path:
         """Write a shared library that :func:`sepconv_codegen.load` reads back with no compiler
-        (whatever its name ends in; ``.tar`` gives TVM's object archive instead)."""
+        (whatever its name ends in; ``.tar`` gives TVM's object archive instead, which load does
+        not read). A kernel that load() read back is written as the file it came from."""
         path = output_file(path, "export path")
-        meta = json.dumps(self.metadata(), sort_keys=True)
+        if self._library is not None:  # its module is a loaded library: TVM cannot link it again
+            path.write_bytes(self._library)
+            return path
         with tempfile.TemporaryDirectory() as tmp:
             addon = Path(tmp) / "sepconv_meta.c"
-            addon.write_text(elfmeta.c_source(META_SECTION, meta))
+            addon.write_text(elfmeta.meta_source(self.metadata()))
             kwargs = {}
             if self._target is not None and self._target.cross_compiler:
                 from tvm.support import cc
 
                 kwargs["fcompile"] = cc.cross_compiler(self._target.cross_compiler)
             self._module.export_library(str(path), addons=[str(addon)], **kwargs)
+        if path.suffix.lower() != ".tar":
+            elfmeta.seal(path)
         return path
 
 
@@ -150,6 +157,9 @@ def load(path: str | os.PathLike) -> Kernel:
         raise SpecError(f"kernel file {str(path)!r} is a folder, not an exported kernel")
     if not path.is_file():
         raise SpecError(f"kernel file {str(path)!r} does not exist")
+    if tarfile.is_tarfile(path):
+        raise SpecError(f"{str(path)!r} is an archive of object files (an export to .tar), which "
+                        "load cannot read: export the kernel to a .so")
     try:
         raw = elfmeta.read_section(path, META_SECTION)
     except elfmeta.ElfError as err:
@@ -157,6 +167,10 @@ def load(path: str | os.PathLike) -> Kernel:
                         f"({err})") from None
     if raw is None:
         raise SpecError(f"{str(path)!r} is not a sepconv_codegen kernel (no {META_SECTION} section)")
+    library = path.read_bytes()
+    if elfmeta.intact(library) is False:  # loading it could crash the process: refuse instead
+        raise SpecError(f"kernel file {str(path)!r} is corrupted: its bytes do not match the "
+                        "SHA-256 written into it at export; export the kernel again")
     try:
         meta = json.loads(raw.rstrip(b"\0").decode("utf-8"))
         layer = SeparableConv2D.from_dict(meta["layer"])
@@ -181,8 +195,13 @@ def load(path: str | os.PathLike) -> Kernel:
     if target is not None and target.family == "cpu" and not target.runs_here:
         from .cross import CrossKernel  # its calls raise a SpecError instead of running the code
 
-        return CrossKernel(layer, name, target, knobs, source, module)
-    return TVMKernel(layer, name, target_name, knobs, source, module)
+        return CrossKernel(layer, name, target, knobs, source, module, library)
+    try:
+        module["main"]
+    except (AttributeError, *TVMError):
+        raise SpecError(f"kernel file {str(path)!r} holds no kernel code (no function 'main'), "
+                        "only its spec; export the kernel again") from None
+    return TVMKernel(layer, name, target_name, knobs, source, module, library)
 
 
 def _load_module(path: Path):

@@ -25,9 +25,9 @@ extern "C" {
  *                     (it may be NULL when that size is 0)
  * The filters and bias are compiled into the .c file as static const arrays.
  *
- * Returns 0, or -1 (computing nothing) when a required pointer is NULL. The output must not
- * overlap any other argument. No allocation, no writable global state: calls with distinct
- * output and scratch buffers may run concurrently.
+ * Returns 0, or -1 (computing nothing) when a required pointer is NULL. Neither the output nor
+ * the scratch may overlap any other argument (all pointers are restrict). No allocation, no
+ * writable global state: calls with distinct output and scratch buffers may run concurrently.
  */
 #define sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_IN_N 1
 #define sepconv_f32_5x6x3_k3x3s1_m2o10_c_2c56f568_wd03b85ae_IN_H 5

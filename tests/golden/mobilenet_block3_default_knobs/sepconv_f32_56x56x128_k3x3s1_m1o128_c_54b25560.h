@@ -27,9 +27,9 @@ extern "C" {
  *   scratch           sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_SCRATCH_BYTES bytes, float-aligned, owned by the caller
  *                     (it may be NULL when that size is 0)
  *
- * Returns 0, or -1 (computing nothing) when a required pointer is NULL. The output must not
- * overlap any other argument. No allocation, no writable global state: calls with distinct
- * output and scratch buffers may run concurrently.
+ * Returns 0, or -1 (computing nothing) when a required pointer is NULL. Neither the output nor
+ * the scratch may overlap any other argument (all pointers are restrict). No allocation, no
+ * writable global state: calls with distinct output and scratch buffers may run concurrently.
  */
 #define sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_IN_N 1
 #define sepconv_f32_56x56x128_k3x3s1_m1o128_c_54b25560_IN_H 56
