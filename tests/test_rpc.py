@@ -98,7 +98,8 @@ def test_unreachable_tracker_missing_key_and_bad_timeouts_are_named():
     (["--rpc", "127.0.0.1:9190"], "--rpc needs --key"),
     (["--key", KEY], "only meaningful with --rpc"),
     (["--rpc", "127.0.0.1:9190", "--key", KEY, "--timeout", "60", "--session-timeout", "30"],
-     "session timeout must be 0"),
+     "--session-timeout must be 0 (no limit) or more than --timeout (60 s), got 30"),
+    (["--threads", "0"], "--threads must be positive integers like 1,2, got '0'"),
 ])
 def test_cli_rejects_bad_rpc_options_in_one_line(tmp_path, capsys, argv, message):
     spec = tmp_path / "tiny.toml"
@@ -341,7 +342,6 @@ def test_an_unguarded_script_over_rpc_is_refused_and_its_database_left_clean(clu
 
 
 def test_build_workers_that_cannot_start_blame_no_candidate(monkeypatch):
-    import functools
     import queue
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -350,7 +350,9 @@ def test_build_workers_that_cannot_start_blame_no_candidate(monkeypatch):
     from sepconv_codegen.tuning.rpc_session import Job
 
     # Every worker exits before it can run anything, as one does that re-imports an unguarded script.
-    dying = functools.partial(ProcessPoolExecutor, initializer=os._exit, initargs=(3,))
+    def dying(*args, initializer=None, initargs=(), **kwargs):
+        return ProcessPoolExecutor(*args, initializer=os._exit, initargs=(3,), **kwargs)
+
     monkeypatch.setattr(rpc_build, "ProcessPoolExecutor", dying)
     layer, target = NET.layers[0], resolve_target("llvm")
     job = Job(layer, target, target.schedule_space().default_knobs(layer, target), 1, False)

@@ -344,3 +344,163 @@ def test_the_database_check_leaves_no_file_behind(tmp_path):
     path.write_text("")
     check_writable(path, "--db")
     assert path.read_text() == ""
+
+
+# ---- resuming: what counts as tried ---------------------------------------------------------------
+
+
+class _FakeRunner:
+    """Times every candidate as 1 ms plus a little per knob tag, or fails them all as told."""
+
+    def __init__(self, fail=None, timeout=None, setting=None, check_fails=None):
+        self.fail, self.timeout, self.check_fails = fail, timeout, check_fails
+        self.setting = setting or {}
+        self.measured = set()
+
+    def measure(self, layer, target, candidates, repeat=5, check=False):
+        from sepconv_codegen.tuning.measure import Measurement
+
+        for knobs in candidates:
+            failure = self.check_fails if check else self.fail
+            if not check:
+                self.measured.add(knobs)  # trials and the leaders' re-timing
+            if failure:
+                yield Measurement(knobs, None, **failure)
+            else:
+                yield Measurement(knobs, 1e-3 * (1 + (hash(knobs.tag) % 100) / 1e3))
+
+
+LOST = {"error": "failed 2 times: lost its session", "retry": True}
+
+
+def test_failures_that_are_not_the_candidates_are_measured_again_on_resume(tmp_path):
+    db, layer = tmp_path / "db.jsonl", NET.layers[0]
+    (first,) = tune(layer, "llvm", database=db, trials=4, runner=_FakeRunner(fail=LOST))
+    assert first.failed == 4 and first.best is None
+    assert all(r.retry for r in trial_records(db))
+    runner = _FakeRunner()
+    (again,) = tune(layer, "llvm", database=db, trials=4, runner=runner)
+    assert again.resumed == 0 and len(runner.measured) == 4 and again.best and again.confirmed
+    # the candidate's own failures are not retried
+    (third,) = tune(layer, "llvm", database=db, trials=4, runner=_FakeRunner(fail={"error": "x"}))
+    assert third.resumed == 4 and third.best == again.best
+
+
+def test_a_timeout_is_retried_only_under_a_longer_one(tmp_path):
+    db, layer = tmp_path / "db.jsonl", NET.layers[0]
+    timed_out = {"error": "timed out after 1 s", "timeout_s": 1.0}
+    tune(layer, "llvm", database=db, trials=3, runner=_FakeRunner(fail=timed_out, timeout=1.0))
+    same = _FakeRunner(timeout=1.0)
+    (result,) = tune(layer, "llvm", database=db, trials=3, runner=same)
+    assert result.resumed == 3 and not same.measured and result.failed == 3
+    assert all("(earlier session)" in e for e in result.errors)  # the summary says why
+    longer = _FakeRunner(timeout=10.0)
+    (result,) = tune(layer, "llvm", database=db, trials=3, runner=longer)
+    assert result.resumed == 0 and len(longer.measured) == 3 and result.confirmed
+
+
+def test_records_of_another_tvm_or_timing_setting_are_not_resumed(tmp_path):
+    db, layer = tmp_path / "db.jsonl", NET.layers[0]
+    tune(layer, "llvm", database=db, trials=3, runner=_FakeRunner(setting={"threads": [2]}))
+    one_thread = _FakeRunner(setting={"threads": [1]})
+    (result,) = tune(layer, "llvm", database=db, trials=3, runner=one_thread)
+    assert result.resumed == 0 and len(one_thread.measured) == 3
+    lines = [json.loads(line) for line in db.read_text().splitlines()]
+    for line in lines:
+        line["versions"]["tvm"] = "0.1.0"
+    db.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    again = _FakeRunner(setting={"threads": [1]})
+    (result,) = tune(layer, "llvm", database=db, trials=3, runner=again)
+    assert result.resumed == 0 and len(again.measured) == 3
+
+
+def test_a_best_trial_whose_confirmation_could_not_run_is_reported_unconfirmed(tmp_path):
+    runner = _FakeRunner(check_fails=LOST)
+    (result,) = tune(NET.layers[0], "llvm", database=tmp_path / "db.jsonl", trials=3, runner=runner)
+    assert result.best is not None and not result.confirmed and result.seconds
+
+
+def test_build_never_applies_knobs_whose_confirmation_found_them_wrong(tmp_path):
+    layer, target = NET.layers[0], resolve_target("llvm")
+    db = Database(tmp_path / "db.jsonl")
+    wrong = Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8)
+    tvm_version = {"tvm": sc.tvm_backend._tvm.tvm.__version__}
+    for stage, status, error in (("trial", "ok", None),
+                                 ("confirmed", "failed", "differs from the reference")):
+        db.append(Record(workload=layer.workload_key, target=target.key, knobs=wrong,
+                         status=status, seconds=1e-9 if status == "ok" else None, error=error,
+                         versions=tvm_version, stage=stage))
+    assert sc.build(layer, database=db.path).knobs != wrong
+
+
+def test_an_appended_record_survives_a_torn_line_before_it(tmp_path):
+    path = tmp_path / "db.jsonl"
+    _append_many(path, "w", 2)
+    with open(path, "a") as handle:
+        handle.write('{"workload": "half')
+    _append_many(path, "after", 1)
+    assert [r.workload for r in Database(path).records()] == ["w-0", "w-1", "after-0"]
+
+
+def test_tune_will_not_append_to_a_file_that_is_not_a_database(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text(TINY_LAYER)
+    with pytest.raises(sc.SpecError, match="is not a tuning database: line 1"):
+        tune(NET.layers[0], "llvm", database=spec, trials=1, runner=_MeasuresNothing())
+    assert spec.read_text() == TINY_LAYER
+    torn_first = tmp_path / "torn.jsonl"  # killed during its first write: still a database
+    torn_first.write_text('{"workload": "hal')
+    tune(NET.layers[0], "llvm", database=torn_first, trials=1, runner=_FakeRunner())
+
+
+def test_tune_names_a_path_given_for_the_network_or_no_database(tmp_path):
+    with pytest.raises(sc.SpecError, match=r"got the path 'net.toml': read a spec file with sc\.load_spec"):
+        sc.tune("net.toml", "llvm", database=tmp_path / "db.jsonl")
+    with pytest.raises(sc.SpecError, match="database must be the path .* got None"):
+        sc.tune(NET, "llvm", database=None)
+
+
+def test_build_says_when_a_database_holds_the_layer_for_another_cpu(tmp_path):
+    layer, target = NET.layers[0], resolve_target("llvm")
+    other = json.dumps({**target.tvm, "mcpu": "skylake"}, sort_keys=True, separators=(",", ":"))
+    db = Database(tmp_path / "db.jsonl")
+    db.append(Record(workload=layer.workload_key, target=other, knobs=Knobs(), status="ok",
+                     seconds=1e-6, versions={"tvm": sc.tvm_backend._tvm.tvm.__version__}))
+    source = sc.build(layer, database=db.path).schedule_source
+    assert source.startswith("default") and "skylake" in source and "not " + target.key in source
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_tuner_killed_by_sigterm_leaves_no_worker_behind(tmp_path):
+    spec = _tiny_spec(tmp_path)
+    db = tmp_path / "db.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "sepconv_codegen", "tune", str(spec), "--trials",
+                             "50", "--db", str(db)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not trial_records(db):
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert workers, "the tuner had no worker process"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers outlived the tuner"

@@ -66,17 +66,18 @@ def random_arrays(layer: SeparableConv2D, seed: int) -> list[np.ndarray]:
     return [rng.uniform(-1, 1, size=s).astype(layer.dtype) for s in shapes]
 
 
-def parse_threads(threads: Iterable[int] | str) -> tuple[int, ...]:
-    """(1, 2) or '1,2' -> (1, 2); SpecError for anything not a list of positive integers."""
+def parse_threads(threads: Iterable[int] | str, name: str = "threads") -> tuple[int, ...]:
+    """(1, 2) or '1,2' -> (1, 2); SpecError for anything not a list of positive integers.
+    ``name`` is the argument's, in errors ("--threads" on the command line)."""
     items = threads.split(",") if isinstance(threads, str) else list(threads)
     parsed = []
     for item in items:
         text = str(item).strip()
         if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
-            raise SpecError(f"threads must be positive integers like 1,2, got {threads!r}")
+            raise SpecError(f"{name} must be positive integers like 1,2, got {threads!r}")
         parsed.append(int(text))
     if not parsed:
-        raise SpecError(f"threads must name at least one thread count, got {threads!r}")
+        raise SpecError(f"{name} must name at least one thread count, got {threads!r}")
     return tuple(dict.fromkeys(parsed))
 
 

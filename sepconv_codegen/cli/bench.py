@@ -71,7 +71,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    threads = parse_threads(args.threads)
+    threads = parse_threads(args.threads, "--threads")
     peers = parse_peer_names(args.vs)
     if args.runs < 1:
         raise SpecError(f"--runs must be a positive integer, got {args.runs}")

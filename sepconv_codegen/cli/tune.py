@@ -63,7 +63,7 @@ def _runner(args):
         return rpc_runner_from_args(args)
     if args.key or args.session_timeout is not None:
         raise SpecError("--key and --session-timeout are only meaningful with --rpc HOST:PORT")
-    threads = None if args.threads is None else parse_threads(args.threads)
+    threads = None if args.threads is None else parse_threads(args.threads, "--threads")
     return LocalRunner(timeout=args.timeout, threads=threads)
 
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--trials must be a positive integer, got {args.trials}")
     check_timeout(args.timeout, "--timeout")  # nan or inf would fail every candidate
     if args.threads is not None:
-        parse_threads(args.threads)  # a clear error before any work
+        parse_threads(args.threads, "--threads")  # a clear error before any work
     network = network_from_args(args)
     target = resolve_target(args.target)
     if not args.rpc:
@@ -81,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
         check_indexable(layer)
     check_writable(args.db, "--db")  # not after the first trial
     runner = _runner(args)
-    print(f"tuning {len(network)} layers for {target.description}; database {args.db}")
+    timed = (f"on devices with key {args.key!r} at {args.rpc}" if args.rpc else
+             f"on {args.threads} thread(s)" if args.threads else "on all cores")
+    described = target.description.replace(", all cores", "") if args.threads else target.description
+    print(f"tuning {len(network)} layers for {described}, timed {timed}; "
+          f"database {args.db}")
     try:
         results = tune(network, target, database=args.db, trials=args.trials, runner=runner,
                        progress=_print_progress)
@@ -92,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         ms = f"{r.seconds * 1e3:9.3f}" if r.seconds else f"{'-':>9}"
         gf = f"{r.layer.flops / r.seconds / 1e9:8.1f}" if r.seconds else f"{'-':>8}"
         knobs = r.best.tag if r.best else "none (all candidates failed)"
+        if r.best and not r.confirmed:
+            knobs += " (fastest trial, not confirmed: its re-timing and check did not run)"
         print(f"{r.layer.name:<10} {r.trials:>6} {r.failed:>6} {r.resumed:>7} {ms} {gf}  {knobs}")
         for err in r.errors[:3]:
             print(f"           failed: {err}", file=sys.stderr)
-    return 0 if all(r.best for r in results) else 1
+    return 0 if all(r.best and r.confirmed for r in results) else 1

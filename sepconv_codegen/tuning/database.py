@@ -48,10 +48,16 @@ def check_writable(path: str | os.PathLike, name: str = "database") -> None:
     if not path.is_file():
         raise SpecError(f"{name} {str(path)!r} is not a regular file")
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        os.close(os.open(path, os.O_RDWR | os.O_APPEND))
     except OSError as err:
         raise SpecError(f"{name} {str(path)!r} cannot be written: "
                         f"{err.strerror or type(err).__name__}") from None
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if head and not (head.startswith(b'{"') and b"\n" not in head):  # not one torn record
+        from .records import check_database  # another file given by mistake (a spec): keep it
+
+        check_database(path, name)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,17 @@ class Record:
     timestamp: float = 0.0
     stage: str = "trial"  # "trial": one measurement; "confirmed": re-timed and checked winner
     source: str = "tuned"  # where build() says the knobs came from
+    setting: dict[str, Any] = field(default_factory=dict)  # how it was timed: threads, RPC key
+    retry: bool = False  # a failure that was not the candidate's (a lost device): tried again
+    timeout_s: float | None = None  # a failure by running past this limit
+
+    def retried_under(self, setting: dict[str, Any], timeout: float | None) -> bool:
+        """Whether a resumed session measures this trial again instead of counting it: a failure
+        that was not the candidate's, or a timeout shorter than the one in force now."""
+        if self.status != "failed":
+            return False
+        return self.retry or (self.timeout_s is not None and timeout is not None
+                              and timeout > self.timeout_s)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -81,6 +98,9 @@ class Record:
                 "layer": self.layer,
                 "timestamp": self.timestamp or time.time(),
                 "stage": self.stage,
+                "setting": self.setting,
+                "retry": self.retry,
+                "timeout_s": self.timeout_s,
             },
             sort_keys=True,
         )
@@ -100,6 +120,9 @@ class Record:
             timestamp=data.get("timestamp", 0.0),
             stage=data.get("stage", "trial"),
             source=source,
+            setting=data.get("setting") or {},
+            retry=bool(data.get("retry", False)),
+            timeout_s=data.get("timeout_s"),
         )
 
 
@@ -115,9 +138,12 @@ class Database:
     def append(self, record: Record) -> None:
         line = (record.to_json() + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line: end it first,
+                line = b"\n" + line  # else this record would be glued to it and lost too
             os.write(fd, line)
             os.fsync(fd)
         finally:

@@ -23,8 +23,8 @@ from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
 from ..targets import Target
 
-__all__ = ["LocalRunner", "Measurement", "check_timeout", "kill_pool", "measure_candidate",
-           "start_pool"]
+__all__ = ["LocalRunner", "Measurement", "check_timeout", "exit_with_parent", "kill_pool",
+           "measure_candidate", "start_pool"]
 
 WORKER_STARTUP = 120.0  # seconds a new worker may take to start, re-import the script and TVM
                         # (RPC builds add it to their first build's deadline)
@@ -46,6 +46,8 @@ class Measurement:
     error: str | None = None
     samples: tuple[float, ...] = ()
     max_rel_error: float | None = None  # set when checked against the reference
+    retry: bool = False  # failed for a reason that is not the candidate's (a lost device)
+    timeout_s: float | None = None  # failed by running past this limit: retried under a longer one
 
 
 _COMPILED: dict[tuple, object] = {}  # per worker: leaders are re-timed without recompiling
@@ -114,6 +116,24 @@ def worker_ready() -> int:
     return os.getpid()
 
 
+PARENT_POLL_S = 1.0
+
+
+def exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker once the tuner that started it is gone. A tuner killed
+    by SIGTERM, SIGHUP or SIGKILL cannot stop its pool, and a worker waiting for its next
+    candidate would otherwise wait forever (holding a few hundred MB)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def start_pool(workers: int = 1) -> ProcessPoolExecutor:
     """A spawn pool whose first worker has answered the handshake.
 
@@ -123,7 +143,8 @@ def start_pool(workers: int = 1) -> ProcessPoolExecutor:
     multiprocessing refuses to start a process while bootstrapping. Pool workers all start the
     same way, so one handshake speaks for them all.
     """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         pool.submit(worker_ready).result(timeout=WORKER_STARTUP)
     except BrokenProcessPool:
@@ -157,6 +178,9 @@ class LocalRunner:
                  measure=measure_candidate) -> None:
         self.timeout = check_timeout(timeout)
         self.threads = threads
+        # What a record's time depends on besides the candidate: resumes match it.
+        self.setting = {} if threads is None else {"threads": list(
+            threads if isinstance(threads, (tuple, list)) else (threads,))}
         self._measure = measure  # a picklable function with measure_candidate's signature
         self._pool: ProcessPoolExecutor | None = None
 
@@ -192,7 +216,7 @@ class LocalRunner:
                 data = future.result(timeout=self.timeout)
             except FutureTimeout:
                 self._discard()
-                data = {"error": f"timed out after {self.timeout:g} s"}
+                data = {"error": f"timed out after {self.timeout:g} s", "timeout_s": self.timeout}
             except BrokenProcessPool:
                 self._discard()
                 data = {"error": "the candidate crashed its worker process"}
@@ -202,4 +226,5 @@ class LocalRunner:
                 error=data.get("error"),
                 samples=tuple(data.get("samples", ())),
                 max_rel_error=data.get("max_rel_error"),
+                timeout_s=data.get("timeout_s"),
             )

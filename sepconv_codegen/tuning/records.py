@@ -81,7 +81,13 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
         why = _no_shipped_file(target)
     current = versions()
     for db in databases:
-        records = [r for r in db.for_workload(layer.workload_key, target.key) if r.status == "ok"]
+        every = db.for_workload(layer.workload_key, target.key)
+        if not every and db is not shipped:
+            why = why or _other_targets(db, layer, target)
+        # knobs whose confirmation found them wrong (not a lost device) are never applied
+        rejected = {r.knobs for r in every
+                    if r.stage == "confirmed" and r.status == "failed" and not r.retry}
+        records = [r for r in every if r.status == "ok" and r.knobs not in rejected]
         usable = [r for r in records if r.versions.get("tvm") == current["tvm"] and r.seconds]
         if records and not usable:
             other = sorted({r.versions.get("tvm", "?") for r in records})
@@ -93,6 +99,16 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
         if confirmed or usable:  # a checked, re-timed winner beats any single trial
             return min(confirmed or usable, key=lambda r: r.seconds), ""
     return None, why
+
+
+def _other_targets(db: Database, layer: SeparableConv2D, target: Target) -> str:
+    """Why a database with records for this layer, but for other targets, gave none: a database
+    tuned on another CPU would otherwise be ignored without a word."""
+    others = sorted({r.target for r in db.records() if r.workload == layer.workload_key})
+    if not others:
+        return ""
+    return (f"records in {db.path.name} for this layer are for {', '.join(others[:2])}"
+            f"{', ...' if len(others) > 2 else ''}, not {target.key}")
 
 
 def threads_here() -> int:

@@ -101,8 +101,11 @@ def rpc_runner_from_args(args) -> RPCRunner:
     if getattr(args, "threads", None):
         raise SpecError("--threads applies to this machine; with --rpc a device's server uses the "
                         "threads TVM_NUM_THREADS gives it on the device")
-    return RPCRunner(host, port, args.key, timeout=args.timeout,
-                     session_timeout=getattr(args, "session_timeout", None))
+    session_timeout = getattr(args, "session_timeout", None)
+    if session_timeout is not None and 0 < session_timeout <= args.timeout:
+        raise SpecError(f"--session-timeout must be 0 (no limit) or more than --timeout "
+                        f"({args.timeout:g} s), got {session_timeout:g}")
+    return RPCRunner(host, port, args.key, timeout=args.timeout, session_timeout=session_timeout)
 
 
 @dataclass
@@ -154,6 +157,7 @@ class RPCRunner:
         _check_settings(key, timeout, session_timeout, max_devices, connect_timeout, build_workers)
         self.host, self.port, self.key = str(tracker_host), int(tracker_port), key
         self.timeout, self.session_timeout = float(timeout), float(session_timeout)
+        self.setting = {"rpc_key": key}  # what a record's time depends on: resumes match it
         self.connect_timeout, self.priority = float(connect_timeout), priority
         self.max_devices = max_devices
         self.closed = False
@@ -197,8 +201,8 @@ class RPCRunner:
                 self._builds.start(round_.unbuilt)
                 self._dispatch(round_)
                 if not self._states:
-                    for job in round_.left:
-                        yield self._finish(job, error=self._no_device(job))
+                    for job in round_.left:  # not the candidate's failure: retried on resume
+                        yield self._finish(job, error=self._no_device(job), retry=True)
                     return
                 yield from self._next_event(round_)
         finally:
@@ -343,14 +347,15 @@ class RPCRunner:
                 self._lose(device, f"no session within {device.wait + self.timeout:g} s")
         for job in self._builds.expired():
             if not job.done:
-                yield self._finish(job, error=f"building took over {self.timeout:g} s")
+                yield self._finish(job, error=f"building took over {self.timeout:g} s",
+                                   timeout_s=self.timeout)
 
     def _retry(self, job: Job, address: str, why: str, round_: _Round):
         job.failures.append(f"{address}: {why}")
         job.failed_on.add(address)
-        if len(job.failures) >= ATTEMPTS:
+        if len(job.failures) >= ATTEMPTS:  # lost sessions and devices: retried on resume
             yield self._finish(job, error=f"failed {len(job.failures)} times: "
-                                          + "; ".join(job.failures))
+                                          + "; ".join(job.failures), retry=True)
         else:
             round_.ready.appendleft(job)
 
@@ -372,7 +377,8 @@ class RPCRunner:
             job.path = data["path"]
             round_.ready.append(job)
 
-    def _finish(self, job: Job, result: dict | None = None, error: str | None = None):
+    def _finish(self, job: Job, result: dict | None = None, error: str | None = None,
+                retry: bool = False, timeout_s: float | None = None):
         job.done = True
         data = {"error": error} if error else result
         return Measurement(
@@ -381,6 +387,8 @@ class RPCRunner:
             error=data.get("error"),
             samples=tuple(data.get("samples", ())),
             max_rel_error=data.get("max_rel_error"),
+            retry=retry,
+            timeout_s=timeout_s,
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,14 @@ from pathlib import Path
 
 from ..naming import kernel_name
 from ..spec import SpecError
-from .measure import WORKER_DIED, WORKER_SLOW, WORKER_STARTUP, kill_pool, worker_ready
+from .measure import (
+    WORKER_DIED,
+    WORKER_SLOW,
+    WORKER_STARTUP,
+    exit_with_parent,
+    kill_pool,
+    worker_ready,
+)
 from .rpc_session import Job, build_candidate
 
 __all__ = ["WORKER_STARTUP", "Builds"]
@@ -129,7 +137,8 @@ class Builds:
             # is sent first and looked at only when a build of this pool breaks or runs late; a
             # worker's start is allowed for in the first build's deadline (WORKER_STARTUP).
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
             self._pool_started = False
             self._handshakes[self._pool] = self._pool.submit(worker_ready)
         return self._pool

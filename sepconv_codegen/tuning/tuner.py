@@ -9,6 +9,7 @@ already holds, so a killed session resumes where it stopped.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -49,18 +50,38 @@ class LayerResult:
     failed: int
     resumed: int  # trials found in the database from an earlier session
     errors: list[str] = field(default_factory=list)
+    confirmed: bool = False  # best was re-timed and checked against the reference; else it is
+                             # the fastest single trial (its confirmation could not run)
 
 
 def _space(layer: SeparableConv2D, target: Target) -> list[Knobs]:
     return target.schedule_space().search_space(layer, target)
 
 
-def _record(layer, target, knobs, m: Measurement | None, stage: str, seconds=None, error=None) -> Record:
+def _record(layer, target, knobs, m: Measurement | None, stage: str, seconds=None, error=None,
+            setting=None) -> Record:
     return Record(
         workload=layer.workload_key, target=target.key, knobs=knobs,
         status="failed" if error else "ok", seconds=seconds, error=error, versions=versions(),
-        layer=layer.to_dict(), timestamp=time.time(), stage=stage,
+        layer=layer.to_dict(), timestamp=time.time(), stage=stage, setting=setting or {},
+        retry=bool(error and m is not None and m.retry),
+        timeout_s=m.timeout_s if error and m is not None else None,
     )
+
+
+def _setting(runner) -> dict:
+    """How the runner times candidates (threads, RPC key): records made otherwise are another
+    measurement, which a resumed session neither counts nor compares with."""
+    return dict(getattr(runner, "setting", None) or {})
+
+
+def _history(db: Database, layer: SeparableConv2D, target: Target, setting: dict) -> list[Record]:
+    """The database's records for this layer and target, made by this TVM and timed the way the
+    runner times (a record from TVM 0.26, or timed on 2 threads, says nothing about this
+    session's candidates; build() does not apply another TVM's records either)."""
+    tvm_version = versions()["tvm"]
+    return [r for r in db.for_workload(layer.workload_key, target.key)
+            if r.versions.get("tvm") == tvm_version and r.setting == setting]
 
 
 def tune(
@@ -79,7 +100,16 @@ def tune(
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise SpecError(f"trials must be a positive integer, got {trials!r}")
+    if isinstance(network, (str, bytes, os.PathLike)):
+        raise SpecError(f"network must be a Network, a layer or a list of layers, got the path "
+                        f"{network!r}: read a spec file with sc.load_spec(path)")
+    if database is None or not isinstance(database, (str, os.PathLike, Database)):
+        raise SpecError(f"database must be the path of the JSON-lines file that holds every "
+                        f"trial, got {database!r}")
     layers = [network] if isinstance(network, SeparableConv2D) else list(network)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, SeparableConv2D):
+            raise SpecError(f"layers[{i}] must be a SeparableConv2D, got {type(layer).__name__}")
     target = resolve_target(target)
     if runner is None or isinstance(runner, LocalRunner):
         check_runs_here(target)
@@ -151,10 +181,14 @@ def _next_batch(space: list[Knobs], tried: set[Knobs], measured: dict, size: int
 
 
 def _tune_layer(layer, target, db: Database, trials, runner, session: _Session) -> LayerResult:
-    history = [r for r in db.for_workload(layer.workload_key, target.key) if r.stage == "trial"]
+    setting = _setting(runner)
+    timeout = getattr(runner, "timeout", None)
+    earlier = _history(db, layer, target, setting)
+    history = [r for r in earlier if r.stage == "trial" and not r.retried_under(setting, timeout)]
     tried = {r.knobs for r in history}
-    result = LayerResult(layer, None, None, len(history), sum(r.status == "failed" for r in history),
-                         resumed=len(history))
+    failed = [r for r in history if r.status == "failed"]
+    result = LayerResult(layer, None, None, len(history), len(failed), resumed=len(history),
+                         errors=[f"{r.knobs.tag}: {r.error} (earlier session)" for r in failed])
     session.total -= min(trials, len(history))
     measured = {r.knobs: r.seconds for r in history if r.status == "ok" and r.seconds}
     best = min(measured.values(), default=None)
@@ -168,7 +202,7 @@ def _tune_layer(layer, target, db: Database, trials, runner, session: _Session) 
             break
         tried.update(batch)
         for m in runner.measure(layer, target, batch):
-            db.append(_record(layer, target, m.knobs, m, "trial", m.seconds, m.error))
+            db.append(_record(layer, target, m.knobs, m, "trial", m.seconds, m.error, setting))
             result.trials += 1
             new_trials += 1
             session.done += 1
@@ -179,17 +213,20 @@ def _tune_layer(layer, target, db: Database, trials, runner, session: _Session) 
                 measured[m.knobs] = m.seconds
                 best = m.seconds if best is None else min(best, m.seconds)
             session.report(layer, result.trials, trials, best, m.error or "")
-    confirmed = [r for r in db.for_workload(layer.workload_key, target.key)
-                 if r.stage == "confirmed" and r.status == "ok"]
+    confirmed = [r for r in earlier if r.stage == "confirmed" and r.status == "ok"]
     if confirmed and not new_trials:  # finished in an earlier session: nothing new to confirm
         winner = min(confirmed, key=lambda r: r.seconds)
-        result.best, result.seconds = winner.knobs, winner.seconds
+        result.best, result.seconds, result.confirmed = winner.knobs, winner.seconds, True
         return result
-    _confirm_leaders(layer, target, db, runner, measured, result, session)
+    _confirm_leaders(layer, target, db, runner, measured, result, session, setting)
+    if result.best is None and measured:  # no confirmation ran (its device was lost): say so
+        result.best = min(measured, key=measured.get)
+        result.seconds = measured[result.best]
     return result
 
 
-def _confirm_leaders(layer, target, db, runner, measured: dict, result: LayerResult, session) -> None:
+def _confirm_leaders(layer, target, db, runner, measured: dict, result: LayerResult, session,
+                     setting: dict) -> None:
     """Re-time the leaders interleaved, check the fastest against the reference, record it."""
     leaders = sorted(measured, key=measured.get)[:LEADERS]
     if not leaders:
@@ -204,10 +241,12 @@ def _confirm_leaders(layer, target, db, runner, measured: dict, result: LayerRes
     for knobs in sorted(medians, key=medians.get):
         (check,) = list(runner.measure(layer, target, [knobs], check=True))
         if check.error:
-            db.append(_record(layer, target, knobs, check, "confirmed", error=check.error))
+            db.append(_record(layer, target, knobs, check, "confirmed", error=check.error,
+                              setting=setting))
             result.errors.append(f"{knobs.tag}: {check.error}")
             continue
-        db.append(_record(layer, target, knobs, check, "confirmed", seconds=medians[knobs]))
-        result.best, result.seconds = knobs, medians[knobs]
+        db.append(_record(layer, target, knobs, check, "confirmed", seconds=medians[knobs],
+                          setting=setting))
+        result.best, result.seconds, result.confirmed = knobs, medians[knobs], True
         session.report(layer, result.trials, result.trials, medians[knobs], "confirmed")
         return
