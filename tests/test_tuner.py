@@ -504,3 +504,18 @@ def test_a_tuner_killed_by_sigterm_leaves_no_worker_behind(tmp_path):
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, "workers outlived the tuner"
+
+
+def test_build_prints_the_tag_of_the_tuned_record_it_applies(tmp_path, capsys):
+    from sepconv_codegen.cli import main as cli_main
+
+    spec = _tiny_spec(tmp_path)
+    layer = sc.load_spec(spec).layers[0]
+    target = resolve_target("llvm")
+    knobs = Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8)
+    Database(tmp_path / "db.jsonl").append(Record(
+        workload=layer.workload_key, target=target.key, knobs=knobs, status="ok", seconds=1e-6,
+        versions={"tvm": sc.tvm_backend._tvm.tvm.__version__}, stage="confirmed"))
+    assert cli_main(["build", spec, "--database", str(tmp_path / "db.jsonl"), "--no-c",
+                     "-o", str(tmp_path / "out")]) == 0
+    assert f"tuned (db.jsonl) {knobs.tag}" in capsys.readouterr().out

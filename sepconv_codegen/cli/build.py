@@ -118,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
                     entry["c"] = c_entry
         entry["files"]["all"] = sorted(p.name for p in out_dir.glob(f"{kernel.name}.*"))
         shape = "x".join(map(str, layer.output_shape))
-        print(f"{layer.name:<{width}} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {kernel.schedule_source}",
+        schedule = kernel.schedule_source
+        if schedule.startswith("tuned") and kernel.knobs is not None:  # the tag tune printed
+            schedule += f" {kernel.knobs.tag}"
+        print(f"{layer.name:<{width}} {shape:<20} {layer.flops / 1e6:>8.1f} {timing}  {schedule}",
               flush=True)
         entries.append(entry)
     manifest = {"network": network.name, "target": manifest_target, "layers": entries}
