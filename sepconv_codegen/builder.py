@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .kernel import Kernel
-from .naming import kernel_name
+from .naming import kernel_name, target_detail
 from .schedule.knobs import Knobs
 from .spec import SeparableConv2D, SpecError
 from .targets import Target, is_c_backend, resolve_target
@@ -92,5 +92,5 @@ def compile_kernel(layer: SeparableConv2D, target: Target, knobs: Knobs, source:
 
     sch = schedule_for(target)(layer, knobs)
     module = compile_schedule(sch, target)
-    name = kernel_name(layer, target.name, knobs)
+    name = kernel_name(layer, target.name, knobs, target_detail(target))
     return kernel_class(target)(layer, name, target, knobs, source, module)

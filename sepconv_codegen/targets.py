@@ -295,16 +295,35 @@ def _base_for(data: dict[str, Any], given: Any) -> Target:
     kind = data["kind"]
     if kind == "llvm":
         triple = str(data.get("mtriple", ""))
+        _check_triple(triple, given)
         if triple.startswith(("aarch64", "arm64")):
             return _PRESETS["aarch64"]
-        if triple and not triple.startswith("x86_64"):
-            raise _unknown(given, f"has mtriple {triple!r}: only x86_64 and aarch64 are supported")
         return _host()
     if kind == "cuda":
+        host = data.get("host")
+        if host is not None:  # the .so's host code is linked here, by this machine's g++
+            triple = str(host.get("mtriple", "")) if isinstance(host, dict) else ""
+            if not isinstance(host, dict) or host.get("kind") != "llvm" or (
+                    triple and not triple.startswith(platform.machine().lower())):
+                raise _unknown(given, f"has host {host!r}: the CUDA library's host code is linked "
+                                      "on this machine, so its host must be this machine's "
+                                      "(leave it out); for another host take the .cu and .json "
+                                      "build writes")
         arch = str(data.get("arch", f"sm_{_CUDA_DEFAULT_SM}"))
         sm = arch.removeprefix("sm_")
         return _PRESETS.get(f"cuda-sm{sm}", _PRESETS["cuda"])
     raise _unknown(given, f"has kind {kind!r}: supported kinds are llvm and cuda")
+
+
+def _check_triple(triple: str, given: Any) -> None:
+    """Linux on little-endian x86_64 or AArch64: what the kernels are linked for (a Darwin,
+    Windows or big-endian object would fail in the linker, or worse)."""
+    if not triple:
+        return
+    parts = triple.lower().split("-")
+    if parts[0] not in ("x86_64", "aarch64", "arm64") or "linux" not in parts:
+        raise _unknown(given, f"has mtriple {triple!r}: only x86_64 and aarch64 Linux "
+                              "(e.g. 'aarch64-linux-gnu') are supported")
 
 
 def _check_with_tvm(data: dict[str, Any], given: Any) -> None:
@@ -354,3 +373,15 @@ def _check_mcpu(data: dict[str, Any], given: Any) -> None:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise SpecError(f"target {given!r} has mcpu {mcpu!r}, which LLVM does not know for "
                     f"{where}{hint}")
+
+
+def check_cross_compiler(target: Target) -> None:
+    """A SpecError naming the package when the compiler that links ``target``'s libraries is
+    missing (found when linking, it would be a FileNotFoundError from deep inside TVM)."""
+    import shutil
+
+    compiler = target.cross_compiler
+    if compiler and shutil.which(compiler) is None:
+        package = "gcc-" + compiler.removesuffix("-gcc").replace("_", "-")
+        raise SpecError(f"target {target.name} is linked with {compiler}, which is not "
+                        f"installed (Debian: apt-get install {package})")

@@ -128,6 +128,10 @@ def test_make_inputs_and_relative_error():
     assert all(v.dtype == np.float32 for v in arrays.values())
     want = np.array([[0.5, 4.0]])
     assert gpu_check.relative_error(want + np.array([[1e-6, -8e-6]]), want) == pytest.approx(2e-6)
+    unwritten = np.array([[0.5, np.nan]])  # the NaN the output is filled with before the launch
+    assert gpu_check.relative_error(unwritten, want) == float("inf")
+    nan_in_both = np.array([[0.5, np.nan]])  # NaN in the reference too: compared elsewhere
+    assert gpu_check.relative_error(nan_in_both, nan_in_both) == 0.0
 
 
 def test_report_totals_and_target(capsys):
@@ -138,6 +142,9 @@ def test_report_totals_and_target(capsys):
         "ours 0.0200 ms, PyTorch 0.0400 ms, ratio 0.50 (target <= 0.7: met)"
         in capsys.readouterr().out
     )
+    unwritten = [dict(fast[0], error=float("inf")), fast[1]]
+    assert gpu_check.report(unwritten, entries) == (False, True)
+    assert "WRONG" in capsys.readouterr().out
     wrong = [dict(fast[0], error=1e-3), fast[1]]
     assert gpu_check.report(wrong, entries) == (False, True)
     assert "WRONG" in capsys.readouterr().out

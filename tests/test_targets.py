@@ -2,12 +2,13 @@
 
 import json
 import platform
+import re
 
 import numpy as np
 import pytest
 
+from sepconv_codegen import Knobs, SpecError
 from sepconv_codegen import SeparableConv2D as L
-from sepconv_codegen import SpecError
 from sepconv_codegen import build as sc_build
 from sepconv_codegen import load as sc_load
 from sepconv_codegen.cli import main
@@ -250,3 +251,31 @@ def test_x86_json_takes_its_own_cpu_and_runs_here_only_if_this_cpu_can(tmp_path)
     status = main(["build", str(spec), "--target", json.dumps(avx512.tvm), "-o", str(tmp_path / "out"),
                    "--no-c"])  # in this process: an illegal instruction would end the test run
     assert status == 0 and (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("bad, says", [
+    ('{"kind": "llvm", "mtriple": "arm64-apple-darwin"}', "only x86_64 and aarch64 Linux"),
+    ('{"kind": "llvm", "mtriple": "aarch64_be-linux-gnu"}', "only x86_64 and aarch64 Linux"),
+    ('{"kind": "llvm", "mtriple": "x86_64-pc-windows-msvc"}', "only x86_64 and aarch64 Linux"),
+    ('{"kind": "cuda", "arch": "sm_87", "host": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}}',
+     "its host must be this machine's"),
+])
+def test_targets_this_machine_cannot_link_are_refused(bad, says):
+    if "aarch64-linux-gnu\"}}" in bad and not ON_X86:
+        pytest.skip("an AArch64 host is this machine's own")
+    with pytest.raises(SpecError, match=re.escape(says)):
+        resolve_target(bad)
+
+
+def test_two_custom_targets_give_two_kernel_names():
+    from sepconv_codegen.naming import kernel_name, target_detail
+
+    layer = L(input_shape=(1, 8, 8, 4), out_channels=8)
+    knobs = Knobs()
+    names = {kernel_name(layer, t.name, knobs, target_detail(t)) for t in (
+        resolve_target('{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a57"}'),
+        resolve_target('{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78ae"}'),
+        resolve_target('{"kind": "llvm", "mcpu": "skylake-avx512"}'))}
+    assert len(names) == 3
+    assert kernel_name(layer, "llvm", knobs, target_detail(resolve_target("llvm"))) == \
+        kernel_name(layer, "llvm", knobs)  # named targets keep their names

@@ -10,7 +10,7 @@ from ..builder import build, check_indexable
 from ..check import check_kernel, time_kernel
 from ..kernel import output_folder
 from ..spec import SpecError
-from ..targets import is_c_backend, resolve_target
+from ..targets import check_cross_compiler, is_c_backend, resolve_target
 from ..tuning.records import check_database
 from .common import add_spec_argument, add_target_argument, name_width, network_from_args
 
@@ -65,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
         runs_here, manifest_target = True, "c"
     else:
         target = resolve_target(args.target)
+        check_cross_compiler(target)  # every library is linked: say so before any work
         if args.database is not None:
             check_database(args.database, "--database")
         for layer in network:
             check_indexable(layer)  # before any output: a layer TVM cannot index is refused whole
         description, runs_here, manifest_target = target.description, target.runs_here, target.tvm
     out_dir = output_folder(args.output, "-o")
+    from ..tvm_backend.cross import can_emulate, check_emulated  # imports TVM
+
+    emulated = (not runs_here and target.family == "cpu" and target.emulator is not None
+                and can_emulate(target))
+    if emulated:
+        description += f"; checked under {target.emulator}, not timed"
     print(f"target: {description}")
     width = name_width(network, 10)
     header = f"{'layer':<{width}} {'output shape':<20} {'MFLOP':>8} {'ms/call':>9} {'GFLOP/s':>8} {'max err':>9}  schedule"
@@ -96,7 +103,14 @@ def run(args: argparse.Namespace) -> int:
             "knobs": kernel.knobs.to_dict() if kernel.knobs else None,
             "files": {"library": library.name},
         }
-        if runs_here:
+        if not runs_here and emulated:  # checked, not timed: an emulator's times mean nothing
+            result = check_emulated(kernel)
+            entry.update(max_abs_error=result.max_abs_error, max_rel_error=result.max_rel_error,
+                         checked_under=target.emulator)
+            if not result.ok:
+                failed.append(layer.name)
+            timing = f"{'-':>9} {'-':>8} {result.max_abs_error:>9.2e}"
+        elif runs_here:
             result = check_kernel(kernel)
             seconds = time_kernel(kernel)
             total_ms += seconds * 1e3
@@ -130,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
         mflop = network.macs * 2 / 1e6
         print(f"{'total':<{width}} {'':<20} {mflop:>8.1f} {total_ms:>9.3f} {mflop / total_ms:>8.1f}")
     print(f"wrote {len(entries)} kernels and manifest.json to {out_dir}/")
+    if not runs_here and not emulated:
+        how = (f"install {target.emulator} to check them here, or " if target.emulator else "")
+        print(f"not checked against the reference: this machine cannot run {target.name} "
+              f"kernels ({how}check them on the device)")
     if no_c:
         print(f"no standalone C for {', '.join(no_c)}: the C emitter takes float32 layers only")
     if failed:

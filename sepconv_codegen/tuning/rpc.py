@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import queue
-import shutil
 import struct
 import time
 from collections import deque
@@ -32,7 +31,7 @@ from typing import Self
 
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
-from ..targets import Target
+from ..targets import Target, check_cross_compiler
 from .measure import Measurement, check_timeout
 from .rpc_build import Builds
 from .rpc_session import (
@@ -410,6 +409,4 @@ def _check_settings(key, timeout, session_timeout, max_devices, connect_timeout,
 
 
 def _check_toolchain(target: Target) -> None:
-    if target.cross_compiler and shutil.which(target.cross_compiler) is None:
-        raise SpecError(f"target {target.name} is linked with {target.cross_compiler}, which is "
-                        "not installed (Debian: apt-get install gcc-aarch64-linux-gnu)")
+    check_cross_compiler(target)

@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ..naming import kernel_name
+from ..naming import kernel_name, target_detail
 from ..spec import SpecError
 from .measure import (
     WORKER_DIED,
@@ -71,7 +71,7 @@ class Builds:
         """Submit builds from the deque ``unbuilt`` while a worker is free."""
         while unbuilt and len(self._in_flight) < self.workers:
             job = unbuilt.popleft()
-            name = kernel_name(job.layer, job.target.name, job.knobs)
+            name = kernel_name(job.layer, job.target.name, job.knobs, target_detail(job.target))
             path = Path(self._folder.name) / f"{next(self._serial)}-{name}.so"
             arguments = (job.layer.to_dict(), job.target, job.knobs.to_dict(), str(path))
             try:

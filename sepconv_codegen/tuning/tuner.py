@@ -130,10 +130,12 @@ def tune(
 def check_runs_here(target: Target) -> None:
     """Candidates timed here must run here: an emulator's or a missing GPU's times mean nothing."""
     if not target.runs_here:
+        where = ("CUDA kernels are timed only on GPU machines over RPC" if target.family == "cuda"
+                 else "tune on a machine that runs it, or time them on boards over RPC")
         raise SpecError(
             f"target {target.name!r} ({target.description}) does not run on this machine, so its "
-            "candidates cannot be timed here: tune on a machine that runs it, or time them on "
-            "boards registered with a TVM RPC tracker (--rpc HOST:PORT --key KEY; from Python, "
+            f"candidates cannot be timed here: {where}: boards registered with a TVM RPC tracker "
+            "(--rpc HOST:PORT --key KEY; from Python, "
             "runner=sepconv_codegen.tuning.rpc.RPCRunner(...))")
 
 

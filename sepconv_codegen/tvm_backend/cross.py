@@ -236,3 +236,25 @@ def run_harness(
         if word.startswith("time_ms="):
             ms = float(word.split("=", 1)[1])
     return out, ms
+
+
+def can_emulate(target: Target) -> bool:
+    """Whether this machine can run ``target``'s kernels under its emulator (qemu-user)."""
+    return bool(target.emulator and shutil.which(target.emulator)
+                and (not target.cross_compiler or shutil.which(target.cross_compiler)))
+
+
+def check_emulated(kernel: CrossKernel, seed: int = 0):
+    """check.check_kernel for a kernel this CPU cannot run: linked with the harness and run under
+    the target's emulator on the same random inputs, against the same reference."""
+    from ..check import CheckResult, random_inputs, tolerance
+    from ..reference import reference
+
+    layer = kernel.layer
+    arrays = random_inputs(layer, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        program = link_harness(kernel, Path(tmp) / "run_kernel")
+        got, _ = run_harness(program, kernel, arrays, emulator=kernel.target_info.emulator)
+    want = reference(layer, *arrays[:3], arrays[3] if layer.bias else None)
+    abs_err = float(np.abs(got.astype(np.float64) - want).max())
+    return CheckResult(abs_err, abs_err / max(1.0, float(np.abs(want).max())), tolerance(layer))

@@ -129,3 +129,14 @@ def _find_section(data: bytes, name: str) -> tuple[int, int] | None:
                 raise ValueError(f"section {name} ends at byte {offset + size}")
             return offset, size
     return None
+
+
+MACHINES = {62: "x86_64", 183: "aarch64"}  # ELF e_machine
+
+
+def machine(data: bytes) -> str | None:
+    """The architecture an ELF file is for ("x86_64", "aarch64", or e.g. "ELF machine 40")."""
+    if data[:4] != b"\x7fELF" or len(data) < 20:
+        return None
+    (number,) = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)
+    return MACHINES.get(number, f"ELF machine {number}")

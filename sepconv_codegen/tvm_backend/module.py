@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import tarfile
 import tempfile
@@ -17,7 +18,7 @@ from ..kernel import _aligned_empty as aligned_empty
 from ..schedule.cpu import register_channels
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D, SpecError
-from ..targets import Target, resolve_target
+from ..targets import Target, check_cross_compiler, resolve_target
 from . import elfmeta
 from ._tvm import TVMError, cpu_device, tvm
 
@@ -139,6 +140,8 @@ class TVMKernel(Kernel):
             if self._target is not None and self._target.cross_compiler:
                 from tvm.support import cc
 
+                if path.suffix.lower() != ".tar":  # a .tar holds objects: nothing is linked
+                    check_cross_compiler(self._target)
                 kwargs["fcompile"] = cc.cross_compiler(self._target.cross_compiler)
             self._module.export_library(str(path), addons=[str(addon)], **kwargs)
         if path.suffix.lower() != ".tar":
@@ -185,6 +188,10 @@ def load(path: str | os.PathLike) -> Kernel:
         compiler = (str(meta.get("cc", "gcc")), tuple(map(str, meta.get("cflags", ()))))
         return load_c_library(path, layer, name, knobs, source, compiler,
                               meta.get("cpu_features"), meta.get("machine"))
+    built_for, here = elfmeta.machine(library), platform.machine().lower().replace("arm64", "aarch64")
+    if built_for is not None and built_for != here:  # dlopen would only say "No such file"
+        raise SpecError(f"{str(path)!r} holds kernel {name} for target {target_name!r}, built for "
+                        f"{built_for}; this machine is {here}: load it there")
     try:
         module = _load_module(path)
     except TVMError as err:  # built for another CPU (AArch64), or CUDA with no CUDA runtime here
@@ -192,6 +199,10 @@ def load(path: str | os.PathLike) -> Kernel:
         raise SpecError(f"{str(path)!r} holds kernel {name} for target {target_name!r}, "
                         f"which this machine cannot load: {first}") from None
     target = _target_of(meta)
+    if target is not None and target.family == "cuda":  # never called from Python: says so
+        from .cuda_kernel import CudaKernel
+
+        return CudaKernel(layer, name, target, knobs, source, module, library)
     if target is not None and target.family == "cpu" and not target.runs_here:
         from .cross import CrossKernel  # its calls raise a SpecError instead of running the code
 
