@@ -327,6 +327,7 @@ def test_cli_end_to_end_writes_json_and_png(tmp_path, capsys) -> None:
         (["--png", "{tmp}/tiny.toml/out.png"], "--png '"),
         (["--json", "{tmp}"], "is a folder"),
         (["--json", ""], "--json is empty"),
+        (["--png", "{tmp}/chart.pdf"], "--png '{tmp}/chart.pdf' must name a .png file"),
     ],
 )
 def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -> None:
@@ -340,7 +341,7 @@ def test_cli_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys) -
     out, err = capsys.readouterr()
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
-    assert message in err
+    assert message.replace("{tmp}", str(tmp_path)) in err
     assert out == ""  # refused before any work
 
 
@@ -377,3 +378,38 @@ def test_roofline_keeps_the_best_of_two_measurements() -> None:
     assert best.bandwidth == {1: 1.3e10, 2: 1.6e10}
     assert best.gauges["numpy.matmul"] == 7.5e10
     assert best == quiet.best_of(slow_moment)
+
+
+def test_a_wrong_kernel_of_ours_gets_no_ratio_and_fails_the_run(tmp_path, capsys, monkeypatch):
+    from sepconv_codegen.bench import runner
+
+    monkeypatch.setattr(runner, "relative_error", lambda got, want: 0.5)  # every output wrong
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "r.json"
+    assert main(["bench", str(spec), "--vs", "none", "--threads", "1", "--runs", "1",
+                 "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "ours differs from the reference on" in captured.err
+    assert "no speedup, GFLOP/s or roofline given" in captured.out
+    for entry in json.loads(out.read_text())["layers"]:
+        assert entry["impls"]["ours"]["status"] == "wrong"
+        assert entry["speedup_vs_best_peer"] is None and entry["roofline_fraction_ours"] is None
+
+
+def test_roofline_only_for_float32_and_skipped_peers_in_the_summary() -> None:
+    from sepconv_codegen.bench import report
+
+    roof = Roofline(5e10, "test", {1: 1e10}, {1: "t"})
+    layer = LAYERS["same_s1_m3"].replace(dtype="float64")
+    result = run_benchmark(layer, threads=(1,), peers=(), runs=1, roofline=roof)
+    assert result.runs[0].ours.ok and result.runs[0].roofline_fraction is None
+    result.skipped["tflite"] = "tflite: skipped, Python package 'ai_edge_litert' is not installed"
+    assert "not compared with tflite: skipped" in report.format_summary(result)
+
+
+def test_a_database_for_the_c_kernels_alone_is_refused(tmp_path) -> None:
+    db = tmp_path / "db.jsonl"
+    db.write_text('{"workload": "w", "target": "t"}\n')
+    with pytest.raises(SpecError, match="applies only to the sepconv-tvm peer"):
+        run_benchmark(LAYERS["same_s1_m3"], threads=(1,), peers=(), impl="c", runs=1, database=db)

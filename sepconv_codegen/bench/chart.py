@@ -19,7 +19,8 @@ _OURS_COLOR = "#d62728"
 _PEER_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def _pyplot():
+def require_pyplot():
+    """matplotlib.pyplot on the Agg backend; a SpecError saying how to install it if missing."""
     try:
         import matplotlib
     except ImportError:
@@ -89,7 +90,7 @@ def _panel(ax, result: BenchResult, threads: int, names: list[str]) -> None:
 
 def write_png(result: BenchResult, path: str | os.PathLike) -> Path:
     """Draw the chart to ``path`` (PNG, via matplotlib's Agg backend)."""
-    plt = _pyplot()
+    plt = require_pyplot()
     names = result.impl_names()
     panels = len(result.threads)
     layers = max(len(result.runs_at(t)) for t in result.threads)
@@ -104,22 +105,28 @@ def write_png(result: BenchResult, path: str | os.PathLike) -> Path:
 
         handles.append(Patch(facecolor="white", edgecolor="gray", hatch="//"))
         labels.append("failed the reference check")
-    top_inches = 0.55
+    columns = min(len(labels), 4)  # more would run past a narrow chart's edges
+    top_inches = 0.2 + 0.17 * -(-len(labels) // columns)
     fig.legend(
         handles,
         labels,
         loc="upper center",
-        ncol=min(len(labels), 6),
+        ncol=columns,
         fontsize=8,
         frameon=False,
-        bbox_to_anchor=(0.5, 1 - 0.3 / fig.get_figheight()),
+        bbox_to_anchor=(0.5, 1 - 0.45 / fig.get_figheight()),
     )
     cpu = result.machine.get("cpu", "")
     llvm = result.machine.get("llvm_cpu")
     dtypes = ", ".join(sorted({r.layer.dtype for r in result.runs}))
+    versions = result.machine.get("versions", {})
+    runs = result.settings.get("runs")
     fig.suptitle(
         f"{result.network}: separable conv layers ({dtypes}) - {cpu}"
-        + (f" ({llvm})" if llvm else ""),
+        + (f" ({llvm})" if llvm else "")
+        + f"\n{result.machine.get('date', '')}, sepconv_codegen "
+        f"{versions.get('sepconv_codegen', '?')}, TVM {versions.get('apache-tvm', '?')}, "
+        f"medians of {runs} rounds",
         fontsize=10,
         y=1 - 0.05 / fig.get_figheight(),
         va="top",
@@ -127,6 +134,6 @@ def write_png(result: BenchResult, path: str | os.PathLike) -> Path:
     fig.tight_layout(rect=(0, 0, 1, 1 - top_inches / fig.get_figheight()))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

@@ -96,10 +96,12 @@ def _problems(result: BenchResult) -> list[str]:
                     seen.add(key)
                     lines.append(f"{name} not run on {run.layer.name}: {r.failure}")
             elif not r.ok:
+                excluded = ("no speedup, GFLOP/s or roofline given; bench exits 1" if name == "ours"
+                            else "excluded from best peer")
                 lines.append(
                     f"{name} FAILED the reference check on {run.layer.name} at "
                     f"{run.threads} thread(s): relative error {r.error:.3g} "
-                    "(marked '!', excluded from best peer)"
+                    f"(marked '!', {excluded})"
                 )
             elif r.details.get("xnnpack") is False and (name, "xnnpack") not in seen:
                 seen.add((name, "xnnpack"))
@@ -140,7 +142,8 @@ def format_summary(result: BenchResult) -> str:
                 f"({totals['per_layer_best_peer_s'] * 1e3:.3f} ms in all) ours is "
                 f"{totals['speedup_vs_per_layer_best']:.2f}x"
             )
-    notes = _problems(result)
+    notes = [f"not compared with {why}" for why in result.skipped.values()]
+    notes += _problems(result)
     if notes:
         out.append("notes:")
         out += [f"  {line}" for line in notes]

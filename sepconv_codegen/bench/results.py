@@ -82,19 +82,24 @@ class LayerRun:
 
     @property
     def speedup(self) -> float | None:
-        """Best peer's median over ours (>1: ours is faster); None if either is missing."""
+        """Best peer's median over ours (>1: ours is faster); None if either is missing, or if
+        ours failed the reference check (a wrong kernel's speed means nothing)."""
         best = self.best_peer
-        if best is None or not self.ours.timed:
+        if best is None or not self._ours_valid:
             return None
         return best.median / self.ours.median
 
     @property
+    def _ours_valid(self) -> bool:
+        return self.ours.timed and self.ours.ok
+
+    @property
     def ours_gflops(self) -> float | None:
-        return self.layer.flops / self.ours.median / 1e9 if self.ours.timed else None
+        return self.layer.flops / self.ours.median / 1e9 if self._ours_valid else None
 
     @property
     def roofline_fraction(self) -> float | None:
-        if self.bound_s is None or not self.ours.timed:
+        if self.bound_s is None or not self._ours_valid:
             return None
         return self.bound_s / self.ours.median
 

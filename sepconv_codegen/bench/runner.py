@@ -92,7 +92,19 @@ def _check_options(impl: str, runs: int, peers: Iterable[str], database) -> tupl
             raise SpecError(f"unknown peer {name!r} (known: {', '.join(KNOWN_PEERS)})")
     if database is not None:
         check_database(database)
+        if impl == "c" and "sepconv-tvm" not in names:
+            raise SpecError(f"database {str(database)!r} holds TVM schedules: with impl 'c' it "
+                            "applies only to the sepconv-tvm peer, which was not asked for")
     return names
+
+
+def _bound(roofline: Roofline, layer, threads: int, threads_ours: int | None) -> float | None:
+    """Our kernel's roofline time: at the threads it ran on (TVM cannot exceed its pool, the C
+    kernel runs on one), and for float32 only (the peak is an sgemm's; a float64 kernel's is
+    half of it, a float16 one's is not measured)."""
+    if layer.dtype != "float32":
+        return None
+    return roofline.bound_seconds(layer, min(threads, threads_ours or threads))
 
 
 def _check(bound: Bound, want: np.ndarray, dtype: str) -> tuple[float, bool]:
@@ -230,10 +242,16 @@ def run_benchmark(
         check_indexable(layer)  # before the peers and the reference allocate its tensors
     if runs < MIN_RUNS_ADVISED:
         log(f"note: {runs} rounds; medians of fewer than {MIN_RUNS_ADVISED} are noisy")
-    if impl == "tvm":
+    if max(thread_counts) > usable_cores():
+        log(f"note: {max(thread_counts)} threads on {usable_cores()} usable core(s): the peers "
+            "oversubscribe the cores, and TVM runs on at most as many threads as its pool has")
+    if impl == "tvm" or "sepconv-tvm" in names:  # any TVM kernel's idle pool slows what follows
         ours_module.bound_tvm_spinning()
     _warn_if_busy(log)
     available, skipped = _available_peers(names, log)
+    for peer in available:
+        if hasattr(peer, "database"):  # our TVM kernels as a peer take the same schedules
+            peer.database = database
     settings = {
         "runs": runs,
         "warmup": warmup,
@@ -261,8 +279,8 @@ def run_benchmark(
     for t in thread_counts:
         for layer, arrays, want, ours in prepared:
             run = _run_layer_at(layer, arrays, want, t, ours, available, settings)
-            run.bound_s = roofline.bound_seconds(layer, t)
             run.threads_effective = ours.threads_in_effect
+            run.bound_s = _bound(roofline, layer, t, ours.threads_in_effect)
             runs_done.append(run)
             if on_run:
                 on_run(run)
@@ -274,7 +292,7 @@ def run_benchmark(
                 f"GFLOP/s per thread, is above the {before / 1e9:.0f} measured before them; the roofline "
                 "fractions in the summary and the JSON use the higher")
         for run in runs_done:
-            run.bound_s = roofline.bound_seconds(run.layer, run.threads)
+            run.bound_s = _bound(roofline, run.layer, run.threads, run.threads_effective)
     versions = {p.name: p.version() for p in available}
     return BenchResult(
         network.name,

@@ -14,6 +14,7 @@ from .peers import Bound, Peer
 class _SepconvPeer(Peer):
     impl = ""
     dtypes = ("float32",)
+    database = None  # the TVM peer's tuning database: bench --database sets it
 
     def version(self) -> str:
         from .. import __version__
@@ -21,7 +22,7 @@ class _SepconvPeer(Peer):
         return __version__
 
     def build(self, layer: SeparableConv2D, arrays: list[np.ndarray], threads: int) -> Bound:
-        ours = build_ours(layer, self.impl)
+        ours = build_ours(layer, self.impl, self.database if self.impl == "tvm" else None)
         if ours.failure:
             raise SpecError(f"{self.name}: {ours.failure}")
         return ours.bind(arrays, threads)

@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
     for option in ("json", "png"):
         if getattr(args, option) is not None:
             output_file(getattr(args, option), f"--{option}")
+    if args.png is not None:
+        if not str(args.png).lower().endswith(".png"):
+            raise SpecError(f"--png {args.png!r} must name a .png file")
+        from ..bench.chart import require_pyplot
+
+        require_pyplot()  # matplotlib missing: say so now, not after the run
     network = network_from_args(args)
     width = report.layer_width(layer.name for layer in network)
     names: list[str] = []
@@ -127,4 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"wrote {write_png(result, args.png)}")
     sys.stdout.flush()
+    wrong = sorted({run.layer.name for run in result.runs if run.ours.timed and not run.ours.ok})
+    if wrong:
+        print(f"error: ours differs from the reference on {', '.join(wrong)}", file=sys.stderr)
+        return 1
     return 0
