@@ -77,7 +77,7 @@ class Record:
     retry: bool = False  # a failure that was not the candidate's (a lost device): tried again
     timeout_s: float | None = None  # a failure by running past this limit
 
-    def retried_under(self, setting: dict[str, Any], timeout: float | None) -> bool:
+    def retried_under(self, timeout: float | None) -> bool:
         """Whether a resumed session measures this trial again instead of counting it: a failure
         that was not the candidate's, or a timeout shorter than the one in force now."""
         if self.status != "failed":

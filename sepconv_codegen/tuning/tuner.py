@@ -186,7 +186,7 @@ def _tune_layer(layer, target, db: Database, trials, runner, session: _Session) 
     setting = _setting(runner)
     timeout = getattr(runner, "timeout", None)
     earlier = _history(db, layer, target, setting)
-    history = [r for r in earlier if r.stage == "trial" and not r.retried_under(setting, timeout)]
+    history = [r for r in earlier if r.stage == "trial" and not r.retried_under(timeout)]
     tried = {r.knobs for r in history}
     failed = [r for r in history if r.status == "failed"]
     result = LayerResult(layer, None, None, len(history), len(failed), resumed=len(history),
