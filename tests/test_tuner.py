@@ -418,6 +418,10 @@ def test_a_best_trial_whose_confirmation_could_not_run_is_reported_unconfirmed(t
     runner = _FakeRunner(check_fails=LOST)
     (result,) = tune(NET.layers[0], "llvm", database=tmp_path / "db.jsonl", trials=3, runner=runner)
     assert result.best is not None and not result.confirmed and result.seconds
+    # leaders whose check found them wrong are no best trial, confirmed or not
+    wrong = _FakeRunner(check_fails={"error": "differs from the reference"})
+    (result,) = tune(NET.layers[0], "llvm", database=tmp_path / "db2.jsonl", trials=3, runner=wrong)
+    assert result.best is None and not result.confirmed
 
 
 def test_build_never_applies_knobs_whose_confirmation_found_them_wrong(tmp_path):

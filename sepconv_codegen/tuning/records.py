@@ -81,9 +81,10 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
         why = _no_shipped_file(target)
     current = versions()
     for db in databases:
-        every = db.for_workload(layer.workload_key, target.key)
-        if not every and db is not shipped:
-            why = why or _other_targets(db, layer, target)
+        for_layer = [r for r in db.records() if r.workload == layer.workload_key]
+        every = [r for r in for_layer if r.target == target.key]
+        if not every and for_layer and db is not shipped:
+            why = why or _other_targets(db, for_layer, target)
         # knobs whose confirmation found them wrong (not a lost device) are never applied
         rejected = {r.knobs for r in every
                     if r.stage == "confirmed" and r.status == "failed" and not r.retry}
@@ -101,12 +102,10 @@ def best_record(layer: SeparableConv2D, target: Target, database=None) -> tuple[
     return None, why
 
 
-def _other_targets(db: Database, layer: SeparableConv2D, target: Target) -> str:
+def _other_targets(db: Database, records: list[Record], target: Target) -> str:
     """Why a database with records for this layer, but for other targets, gave none: a database
     tuned on another CPU would otherwise be ignored without a word."""
-    others = sorted({r.target for r in db.records() if r.workload == layer.workload_key})
-    if not others:
-        return ""
+    others = sorted({r.target for r in records})
     return (f"records in {db.path.name} for this layer are for {', '.join(others[:2])}"
             f"{', ...' if len(others) > 2 else ''}, not {target.key}")
 

@@ -246,6 +246,8 @@ def _confirm_leaders(layer, target, db, runner, measured: dict, result: LayerRes
             db.append(_record(layer, target, knobs, check, "confirmed", error=check.error,
                               setting=setting))
             result.errors.append(f"{knobs.tag}: {check.error}")
+            if not check.retry:  # wrong, not unchecked: never the best trial either
+                del measured[knobs]
             continue
         db.append(_record(layer, target, knobs, check, "confirmed", seconds=medians[knobs],
                           setting=setting))

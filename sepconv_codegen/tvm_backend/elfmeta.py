@@ -82,7 +82,11 @@ class ElfError(ValueError):
 def read_section(path: str | Path, name: str) -> bytes | None:
     """The contents of section ``name`` of an ELF file, or None when it has none (or is not ELF).
     Raises ElfError when the file is ELF but cut short or malformed."""
-    data = Path(path).read_bytes()
+    return section(Path(path).read_bytes(), name)
+
+
+def section(data: bytes, name: str) -> bytes | None:
+    """read_section on a file's bytes."""
     if data[:4] != b"\x7fELF":
         return None
     try:

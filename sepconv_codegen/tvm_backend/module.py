@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -79,7 +80,11 @@ class TVMKernel(Kernel):
         self._target = target if isinstance(target, Target) else None
         self._module = module
         self._library = library  # the exported file's bytes, for a kernel load() read back
-        self._func = module["main"]
+        try:
+            self._func = module["main"]
+        except (AttributeError, *TVMError):  # a library holding a spec and no code
+            raise SpecError(f"kernel {name} has no function 'main' (its library holds only its "
+                            "spec): export the kernel again") from None
         self._device = cpu_device()
 
     def metadata(self) -> dict[str, Any]:
@@ -131,6 +136,9 @@ class TVMKernel(Kernel):
         not read). A kernel that load() read back is written as the file it came from."""
         path = output_file(path, "export path")
         if self._library is not None:  # its module is a loaded library: TVM cannot link it again
+            if path.suffix.lower() == ".tar":
+                raise SpecError(f"kernel {self.name} was loaded from a .so, which holds no object "
+                                f"files: export it to a .so, not {str(path)!r}")
             path.write_bytes(self._library)
             return path
         with tempfile.TemporaryDirectory() as tmp:
@@ -160,17 +168,17 @@ def load(path: str | os.PathLike) -> Kernel:
         raise SpecError(f"kernel file {str(path)!r} is a folder, not an exported kernel")
     if not path.is_file():
         raise SpecError(f"kernel file {str(path)!r} does not exist")
-    if tarfile.is_tarfile(path):
+    library = path.read_bytes()
+    if tarfile.is_tarfile(io.BytesIO(library)):
         raise SpecError(f"{str(path)!r} is an archive of object files (an export to .tar), which "
                         "load cannot read: export the kernel to a .so")
     try:
-        raw = elfmeta.read_section(path, META_SECTION)
+        raw = elfmeta.section(library, META_SECTION)
     except elfmeta.ElfError as err:
         raise SpecError(f"kernel file {str(path)!r} is truncated or not an ELF shared library "
                         f"({err})") from None
     if raw is None:
         raise SpecError(f"{str(path)!r} is not a sepconv_codegen kernel (no {META_SECTION} section)")
-    library = path.read_bytes()
     if elfmeta.intact(library) is False:  # loading it could crash the process: refuse instead
         raise SpecError(f"kernel file {str(path)!r} is corrupted: its bytes do not match the "
                         "SHA-256 written into it at export; export the kernel again")
@@ -207,11 +215,6 @@ def load(path: str | os.PathLike) -> Kernel:
         from .cross import CrossKernel  # its calls raise a SpecError instead of running the code
 
         return CrossKernel(layer, name, target, knobs, source, module, library)
-    try:
-        module["main"]
-    except (AttributeError, *TVMError):
-        raise SpecError(f"kernel file {str(path)!r} holds no kernel code (no function 'main'), "
-                        "only its spec; export the kernel again") from None
     return TVMKernel(layer, name, target_name, knobs, source, module, library)
 
 
