@@ -318,8 +318,64 @@ def test_channel_major_taps_match_reference(name, knobs, target):
 
 
 def test_large_kernels_on_many_channels_walk_one_channel_group_at_a_time(target):
-    assert default_knobs(L(input_shape=(1, 28, 28, 240), kernel_size=5, out_channels=80), target).taps \
+    assert default_knobs(L(input_shape=(1, 28, 28, 240), kernel_size=5, out_channels=240), target).taps \
         == "channel_major"
-    for small in (L(input_shape=(1, 56, 56, 144), kernel_size=5, strides=2, out_channels=40),  # 29 KB
+    for small in (L(input_shape=(1, 56, 56, 144), kernel_size=5, strides=2, out_channels=256),  # 29 KB
                   L(input_shape=(1, 14, 14, 1024), out_channels=1024)):  # 3x3
         assert default_knobs(small, target).taps == "grouped"
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("knobs", [
+    Knobs(tile_h=1, tile_w=8, px=4, oc=8, vec=8, taps="pixels"),
+    Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="pixels", fused=False, pack=True),
+    Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, taps="pixels", pad="stage"),
+    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="pixels", flat=True, pack=True),
+    Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="pixels", flat=True, fused=False, pack=True,
+          oc_split=2),
+], ids=["rows_fused", "rows_unfused", "stage_pad_tail", "flat_fused", "flat_unfused_chunks"])
+def test_pixel_taps_match_reference(name, knobs, target):
+    # Widths that 4 does not divide (13x11, 7x7, a 5-wide tile) leave a partial pixel block.
+    layer = LAYERS[name]
+    arrays = random_arrays(layer, seed=9)
+    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    assert_matches_reference(layer, out, arrays)
+
+
+def test_pixel_taps_load_each_filter_vector_once_per_four_pixels(target):
+    from sepconv_codegen.schedule.cpu import DW_PIXELS
+    from sepconv_codegen.tvm_backend.schedule_cpu import schedule_cpu
+
+    layer = L(input_shape=(1, 16, 16, 16), out_channels=24)
+    script = schedule_cpu(layer, Knobs(tile_h=1, tile_w=16, px=4, oc=24, vec=8, fused=False, pack=True,
+                                       taps="pixels")).mod.script()
+    update = script.index('T.sblock("dw_update")')
+    # the loops around the update, innermost last: the taps, then 4 pixels of one channel vector
+    nest = re.findall(r"for ([\w, ]+) in T\.(\w+)\(([\d, ]+)\)", script[:update])[-3:]
+    assert [(kind, extent) for _, kind, extent in nest] == [("grid", "3, 3"), ("unroll", str(DW_PIXELS)),
+                                                           ("vectorized", "8")]
+    assert "T.where" not in script[update:script.index('T.sblock("pw_init")')]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, out, taps", [
+    ((1, 56, 56, 144), 3, 1, 24, "pixels"),   # MobileNetV2: rows of 56
+    ((1, 112, 112, 96), 3, 2, 24, "pixels"),
+    ((1, 28, 28, 240), 5, 1, 80, "pixels"),   # EfficientNet 5x5: was channel_major
+    ((1, 112, 112, 32), 3, 1, 64, "pixels"),
+    ((1, 14, 14, 384), 3, 1, 64, "grouped"),  # depthwise-heavy but flat runs
+    ((1, 30, 30, 16), 3, 1, 24, "grouped"),   # rows of 30: no block of 4 pixels divides them
+    ((1, 56, 56, 128), 3, 1, 128, "grouped"),  # not depthwise-heavy
+])
+def test_default_takes_pixel_taps_on_depthwise_heavy_rows(shape, kernel, stride, out, taps, target):
+    layer = L(input_shape=shape, kernel_size=kernel, strides=stride, out_channels=out)
+    knobs = default_knobs(layer, target)
+    assert knobs.taps == taps
+    if taps == "pixels":
+        assert not knobs.flat and knobs.tile_w % 4 == 0
+
+
+def test_aarch64_default_keeps_grouped_taps():
+    from sepconv_codegen.schedule import aarch64
+
+    layer = L(input_shape=(1, 56, 56, 144), out_channels=24)
+    assert aarch64.default_knobs(layer, resolve_target("aarch64")).taps == "grouped"

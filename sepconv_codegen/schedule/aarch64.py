@@ -46,7 +46,7 @@ def default_knobs(layer: SeparableConv2D, target: Target) -> Knobs:
     """The CPU default (spatial tile, packing, loop order) with the register tile that has the most
     FMAs per loaded value among those of at most 16 accumulators."""
     lanes = target.lanes(layer.dtype)
-    base = cpu.default_knobs(layer, target, flat=False)
+    base = cpu.default_knobs(layer, target, flat=False, pixel_taps=False)
     tiles = [
         (px, oc)
         for px, oc in cpu.register_tiles(target, lanes, base.tile_w, layer.out_channels)

@@ -16,7 +16,7 @@ from ..spec import SeparableConv2D
 from ..targets import Target
 from .knobs import TAP_ORDERS, Knobs
 
-__all__ = ["TAP_GROUP", "channel_chunks", "channel_use", "default_knobs", "flat_tiles", "parallel_tasks",
+__all__ = ["DW_PIXELS", "TAP_GROUP", "channel_chunks", "channel_use", "default_knobs", "flat_tiles", "parallel_tasks",
            "register_channels", "register_tiles", "search_space", "tap_group"]
 
 # The default splits the output channels into chunks until there are this many parallel tasks;
@@ -35,6 +35,9 @@ L1_BYTES = 32 * 1024  # L1 data cache of current x86 cores (AMD Zen 2-4, Intel s
 # AVX2 registers, the rest for inputs. AMD EPYC znver3, 1 thread, 56x56x128 (block 3), interleaved
 # against taps="outer": groups of 4 took 1.12x the time, 8 0.96x, 12 1.05x, 16 0.98x.
 TAP_GROUP = 8
+# Pixels along the row whose depthwise sums stay in registers across the taps (taps="pixels"), one
+# channel vector at a time: each filter vector loaded serves this many pixels.
+DW_PIXELS = 4
 
 
 def tap_group(vectors: int) -> int:
@@ -187,7 +190,7 @@ def depthwise_heavy(layer: SeparableConv2D) -> bool:
     return 8 * kh * kw >= layer.out_channels
 
 
-def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> Knobs:
+def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True, pixel_taps: bool = True) -> Knobs:
     """Knobs derived from the layer's shape and the target's register file, before any tuning.
 
     Register tile: the tile with the most FMAs per loaded value among those that fit the register
@@ -201,7 +204,8 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
     a 7x7 output takes 5 px on runs of 25 (50 computed pixels), not 6 px on runs of 18 (54),
     which took 0.92x the time (same machine, 1 and 2 threads, 7x7x1024 -> 1024).
     flat=False keeps the tile along rows (the NEON default, whose choice rests on estimates made
-    for row tiles).
+    for row tiles); pixel_taps=False keeps depthwise-heavy layers on taps="grouped" (the NEON
+    default: taps="pixels" was timed on x86 only).
     Depthwise-heavy layers (depthwise_heavy: 3x3 with at most 72 output channels) keep the tile
     along rows when a 2-vector register tile divides the row, and are not fused: the depthwise
     step then runs over whole rows without the per-pixel index arithmetic of flat runs or the
@@ -266,6 +270,16 @@ def default_knobs(layer: SeparableConv2D, target: Target, flat: bool = True) -> 
         # 5x5, 0.74-0.81x the time; 56x56x144 -> 40, 5x5 stride 2, 0.96-0.99x; on 3x3 layers
         # (56x56x128, 14x14x512, 112x112x96, 33x33x320) it took 1.03-1.36x, so they keep "grouped").
         taps = "channel_major"
+    if pixel_taps and heavy and not best.flat and best.tile_w % DW_PIXELS == 0:
+        # Depthwise-heavy layers on row tiles: "grouped" loads a filter vector for every input
+        # vector (two loads per FMA, load-bound); here one filter load serves DW_PIXELS pixels
+        # (same machine, interleaved, 1 and 2 threads, against grouped or channel_major: 0.89-0.95x
+        # the time on 112x112x32 -> 64, MobileNetV2's 112x112x96 s2 -> 24, 56x56x144 -> 24 and
+        # 28x28x192 -> 32, the 5x5 28x28x240 -> 80 and 56x56x144 s2 -> 40, the RGB stem with
+        # multiplier 8; 1 vector x 4 pixels beat 2 x 4, 1 x 8 and 1 x 2. On flat runs it took
+        # 1.07-1.29x (the row and column of each pixel are recomputed per pixel and tap), and
+        # on 56x56x128 -> 128 rows, not depthwise-heavy, 1.00-1.02x).
+        taps = "pixels"
     knobs = Knobs(tile_h=1, tile_w=best.tile_w, px=best.px, oc=best.oc, vec=lanes, fused=not heavy,
                   order="pixels_outer", unroll=True, pad="inline", pack=True, taps=taps,
                   flat=best.flat)
@@ -308,7 +322,7 @@ def search_space(layer: SeparableConv2D, target: Target, limit: int | None = Non
         ("pixels_outer", "channels_outer"),
         (True, False),
         (True, False),
-        TAP_ORDERS,
+        [t for t in TAP_ORDERS if t != "pixels"],  # 1.07-1.29x the time of grouped on flat runs
     ):
         if ragged(oc, o) and not pack:  # a channel test in the reduction loop: 2-4x slower
             continue

@@ -17,7 +17,7 @@ __all__ = ["Knobs", "LOOP_ORDERS", "PAD_MODES", "TAP_ORDERS"]
 
 LOOP_ORDERS = ("pixels_outer", "channels_outer")
 PAD_MODES = ("inline", "stage")
-TAP_ORDERS = ("outer", "inner", "grouped", "channel_major")
+TAP_ORDERS = ("outer", "inner", "grouped", "channel_major", "pixels")
 _LATER_KNOBS = {"flat": False, "oc_split": 1}  # knobs added later: left out of dicts at their default
 
 
@@ -52,7 +52,10 @@ class Knobs:
                     stay in registers (one padding test per tap and group, 8 FMAs per test);
                     "channel_major": as "grouped", with the groups outside the pixels (of the
                     tile, or of a row when not fused), so that one group's filter taps stay in
-                    L1 while the pixels stream past: for large kernels on many channels
+                    L1 while the pixels stream past: for large kernels on many channels;
+                    "pixels" walks the taps outside 4 pixels along the row of one channel
+                    vector, so that one filter load serves 4 pixels: for depthwise-heavy
+                    layers on row tiles (on flat runs each pixel recomputes its row and column)
     pack            the pointwise filter is repacked once, when the weights are bound, into
                     panels [ceil(O/oc), C*M, oc] that the register tile reads contiguously (in
                     TF layout a panel's rows are O floats apart: at O >= 512 they fall into a

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schedule.cpu import channel_chunks, register_channels, tap_group
+from ..schedule.cpu import DW_PIXELS, channel_chunks, register_channels, tap_group
 from ..schedule.knobs import Knobs
 from ..spec import SeparableConv2D
 from ._tvm import Schedule
@@ -139,6 +139,11 @@ def schedule_cpu(layer: SeparableConv2D, knobs: Knobs) -> Schedule:
         else:
             sch.reorder(*spatial, cmo, kh, kw, group, cmv)
         sch.unroll(group)
+    elif knobs.taps == "pixels":  # taps outside DW_PIXELS pixels of one channel vector
+        *outer, last = spatial
+        lo, li = split_by(sch, last, DW_PIXELS)
+        sch.reorder(*outer, lo, cmo, kh, kw, li, cmv)
+        sch.unroll(li)
     else:
         sch.reorder(*spatial, kh, kw, cmo, cmv)
     sch.vectorize(cmv)  # vectorize before decompose_reduction: the init loop copies the kind
