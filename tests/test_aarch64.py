@@ -79,8 +79,9 @@ def test_core_presets_are_bit_exact_on_dyadic_inputs(core, tmp_path):
 
 @needs_cross_tools
 def test_other_points_of_the_neon_space(tmp_path):
-    """Unfused, staged padding, a packed pointwise filter, taps in registers, the other loop
-    order, flat pixel runs and channel chunks also hold on NEON."""
+    """Unfused, staged padding, a packed pointwise filter, taps in registers, taps over blocks of
+    pixels (on a row of 10: a partial block), the other loop order, flat pixel runs and channel
+    chunks also hold on NEON."""
     layer = L(input_shape=(1, 9, 10, 6), out_channels=9, bias=True)
     deep = L(input_shape=(1, 5, 5, 8), out_channels=16)  # 25 pixels: few tiles, channel chunks
     target = resolve_target("aarch64")
@@ -89,6 +90,7 @@ def test_other_points_of_the_neon_space(tmp_path):
         (layer, next(k for k in space if not k.fused)),
         (layer, next(k for k in space if k.pad == "stage")),
         (layer, next(k for k in space if k.pack and k.taps == "inner")),
+        (layer, next(k for k in space if k.taps == "pixels" and not k.flat)),
         (layer, next(k for k in space if k.order == "channels_outer" and k.px != 4)),
         (layer, next(k for k in space if k.flat and k.tile_w % 10)),  # runs that span rows, padded
         (deep, next(k for k in neon_space.search_space(deep, target, seed=2) if k.oc_split > 1)),
