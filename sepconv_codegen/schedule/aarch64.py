@@ -24,7 +24,7 @@ space for tuning on a board, but not in this default: they were not part of thes
 
 Depthwise taps stay "grouped" here, where the x86 default takes "pixels" for depthwise-heavy
 layers on rows (one filter load per 4 pixels; 0.89-0.95x the time on znver3). llvm-mca 14's
-estimate of the two tap loops disagrees between cores: per FMA, "pixels" takes 0.64x the cycles
+estimate of the two tap loops disagrees between cores: per FMA, "pixels" takes 0.63x the cycles
 of "grouped" on the cortex-a72 and cortex-a76 models (load-bound: one filter and one input load
 per FMA), but 1.12x on the in-order cortex-a53 (4 accumulators instead of 8 hide less of the
 FMA latency). Both are in the space: tune on the board.
