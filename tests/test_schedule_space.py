@@ -302,18 +302,32 @@ def test_large_outputs_take_the_longest_flat_run(target):
     assert (small.flat, small.px, small.tile_w) == (True, 6, 24)  # 8 padding pixels, the fewest
 
 
+# Tap orders other than the default's, at the tilings that change their loop nests. "pixels" on
+# widths that 4 does not divide (13x11, 7x7, a 5-wide tile) leaves a partial block of pixels.
+TAP_POINTS = {
+    "channel_major_rows_fused": Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8, taps="channel_major"),
+    "channel_major_rows_unfused": Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="channel_major", fused=False,
+                                        pack=True),
+    "channel_major_flat_fused": Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="channel_major", flat=True,
+                                      pack=True),
+    "channel_major_flat_unfused_chunks": Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="channel_major",
+                                               flat=True, fused=False, pack=True, oc_split=2),
+    "pixels_rows_fused": Knobs(tile_h=1, tile_w=8, px=4, oc=8, vec=8, taps="pixels"),
+    "pixels_rows_unfused": Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="pixels", fused=False, pack=True),
+    "pixels_stage_pad_tail": Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, taps="pixels", pad="stage"),
+    "pixels_flat_fused": Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="pixels", flat=True, pack=True),
+    "pixels_flat_unfused_chunks": Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="pixels", flat=True,
+                                        fused=False, pack=True, oc_split=2),
+}
+
+
 @pytest.mark.parametrize("name", LAYERS)
-@pytest.mark.parametrize("knobs", [
-    Knobs(tile_h=1, tile_w=4, px=4, oc=8, vec=8, taps="channel_major"),
-    Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="channel_major", fused=False, pack=True),
-    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="channel_major", flat=True, pack=True),
-    Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="channel_major", flat=True, fused=False, pack=True,
-          oc_split=2),
-], ids=["rows_fused", "rows_unfused", "flat_fused", "flat_unfused_chunks"])
-def test_channel_major_taps_match_reference(name, knobs, target):
+@pytest.mark.parametrize("point", TAP_POINTS)
+def test_tap_orders_match_reference(name, point, target):
     layer = LAYERS[name]
     arrays = random_arrays(layer, seed=8)
-    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
+    out = compile_kernel(layer, target, TAP_POINTS[point], "test")(*arrays[:3],
+                                                                  bias=arrays[3] if layer.bias else None)
     assert_matches_reference(layer, out, arrays)
 
 
@@ -323,23 +337,6 @@ def test_large_kernels_on_many_channels_walk_one_channel_group_at_a_time(target)
     for small in (L(input_shape=(1, 56, 56, 144), kernel_size=5, strides=2, out_channels=256),  # 29 KB
                   L(input_shape=(1, 14, 14, 1024), out_channels=1024)):  # 3x3
         assert default_knobs(small, target).taps == "grouped"
-
-
-@pytest.mark.parametrize("name", LAYERS)
-@pytest.mark.parametrize("knobs", [
-    Knobs(tile_h=1, tile_w=8, px=4, oc=8, vec=8, taps="pixels"),
-    Knobs(tile_h=2, tile_w=3, px=3, oc=16, vec=8, taps="pixels", fused=False, pack=True),
-    Knobs(tile_h=1, tile_w=5, px=5, oc=8, vec=8, taps="pixels", pad="stage"),
-    Knobs(tile_h=1, tile_w=18, px=6, oc=16, vec=8, taps="pixels", flat=True, pack=True),
-    Knobs(tile_h=1, tile_w=20, px=5, oc=16, vec=8, taps="pixels", flat=True, fused=False, pack=True,
-          oc_split=2),
-], ids=["rows_fused", "rows_unfused", "stage_pad_tail", "flat_fused", "flat_unfused_chunks"])
-def test_pixel_taps_match_reference(name, knobs, target):
-    # Widths that 4 does not divide (13x11, 7x7, a 5-wide tile) leave a partial pixel block.
-    layer = LAYERS[name]
-    arrays = random_arrays(layer, seed=9)
-    out = compile_kernel(layer, target, knobs, "test")(*arrays[:3], bias=arrays[3] if layer.bias else None)
-    assert_matches_reference(layer, out, arrays)
 
 
 def test_pixel_taps_load_each_filter_vector_once_per_four_pixels(target):
