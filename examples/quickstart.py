@@ -32,4 +32,6 @@ median = float(np.median(samples))
 print(f"median {median * 1e3:.3f} ms per call, {layer.flops / median / 1e9:.1f} GFLOP/s")
 
 path = kernel.export("block3.so")
-print(f"exported {path}; sc.load('{path}') gives {sc.load(path)}")
+loaded = sc.load(path)
+same = np.array_equal(loaded(x, dw, pw, bias=b), y)
+print(f"exported {path}; sc.load('{path}') gives {loaded}, same output: {same}")
