@@ -385,3 +385,11 @@ def check_cross_compiler(target: Target) -> None:
         package = "gcc-" + compiler.removesuffix("-gcc").replace("_", "-")
         raise SpecError(f"target {target.name} is linked with {compiler}, which is not "
                         f"installed (Debian: apt-get install {package})")
+
+
+def can_emulate(target: Target) -> bool:
+    """Whether this machine can run ``target``'s kernels under its emulator (qemu-user)."""
+    import shutil
+
+    return bool(target.emulator and shutil.which(target.emulator)
+                and (not target.cross_compiler or shutil.which(target.cross_compiler)))

@@ -141,7 +141,7 @@ def c_knobs(layer: SeparableConv2D, overrides: dict | None = None) -> Knobs:
         )
     knobs = {**default_c_knobs(layer).to_dict(), **overrides}
     if "oc" in overrides and "vec" not in overrides and isinstance(overrides["oc"], int):
-        knobs["vec"] = math.gcd(overrides["oc"], 8) or 8  # the C does not read vec: let it divide oc
+        knobs["vec"] = math.gcd(overrides["oc"], 8)  # the C does not read vec: let it divide oc
     return Knobs.from_dict(knobs)
 
 

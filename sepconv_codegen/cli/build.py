@@ -10,7 +10,7 @@ from ..builder import build, check_indexable
 from ..check import check_kernel, time_kernel
 from ..kernel import output_folder
 from ..spec import SpecError
-from ..targets import check_cross_compiler, is_c_backend, resolve_target
+from ..targets import can_emulate, check_cross_compiler, is_c_backend, resolve_target
 from ..tuning.records import check_database
 from .common import add_spec_argument, add_target_argument, name_width, network_from_args
 
@@ -72,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
             check_indexable(layer)  # before any output: a layer TVM cannot index is refused whole
         description, runs_here, manifest_target = target.description, target.runs_here, target.tvm
     out_dir = output_folder(args.output, "-o")
-    from ..tvm_backend.cross import can_emulate, check_emulated  # imports TVM
-
-    emulated = (not runs_here and target.family == "cpu" and target.emulator is not None
-                and can_emulate(target))
+    emulated = not runs_here and target.family == "cpu" and can_emulate(target)
     if emulated:
         description += f"; checked under {target.emulator}, not timed"
     print(f"target: {description}")
@@ -103,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
             "knobs": kernel.knobs.to_dict() if kernel.knobs else None,
             "files": {"library": library.name},
         }
-        if not runs_here and emulated:  # checked, not timed: an emulator's times mean nothing
+        if emulated:  # checked, not timed: an emulator's times mean nothing
+            from ..tvm_backend.cross import check_emulated
+
             result = check_emulated(kernel)
             entry.update(max_abs_error=result.max_abs_error, max_rel_error=result.max_rel_error,
                          checked_under=target.emulator)

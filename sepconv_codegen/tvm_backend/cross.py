@@ -88,8 +88,7 @@ class CrossKernel(TVMKernel):
         if suffix not in (".tar", ".o"):
             raise SpecError(f"export path {str(path)!r} must end in .so, .tar or .o")
         if self._library is not None:
-            raise SpecError(f"kernel {self.name} was loaded from a .so, which holds no object "
-                            f"files: export it to a .so, not {str(path)!r}")
+            raise self._no_objects(path)
         path = output_file(path, "export path")
         if suffix == ".tar":
             self._module.export_library(str(path))
@@ -236,12 +235,6 @@ def run_harness(
         if word.startswith("time_ms="):
             ms = float(word.split("=", 1)[1])
     return out, ms
-
-
-def can_emulate(target: Target) -> bool:
-    """Whether this machine can run ``target``'s kernels under its emulator (qemu-user)."""
-    return bool(target.emulator and shutil.which(target.emulator)
-                and (not target.cross_compiler or shutil.which(target.cross_compiler)))
 
 
 def check_emulated(kernel: CrossKernel, seed: int = 0):

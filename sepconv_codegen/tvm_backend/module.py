@@ -130,6 +130,11 @@ class TVMKernel(Kernel):
                                                 min_repeat_ms=min_repeat_ms)
         return list(evaluator(*args, result).results)
 
+    def _no_objects(self, path: Path) -> SpecError:
+        """The error for an object-file export (.tar, .o) of a kernel that load() read back."""
+        return SpecError(f"kernel {self.name} was loaded from a .so, which holds no object "
+                         f"files: export it to a .so, not {str(path)!r}")
+
     def export(self, path: str | os.PathLike) -> Path:
         """Write a shared library that :func:`sepconv_codegen.load` reads back with no compiler
         (whatever its name ends in; ``.tar`` gives TVM's object archive instead, which load does
@@ -137,8 +142,7 @@ class TVMKernel(Kernel):
         path = output_file(path, "export path")
         if self._library is not None:  # its module is a loaded library: TVM cannot link it again
             if path.suffix.lower() == ".tar":
-                raise SpecError(f"kernel {self.name} was loaded from a .so, which holds no object "
-                                f"files: export it to a .so, not {str(path)!r}")
+                raise self._no_objects(path)
             path.write_bytes(self._library)
             return path
         with tempfile.TemporaryDirectory() as tmp:
